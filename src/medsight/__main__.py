@@ -1,0 +1,3 @@
+from medsight.cli import main
+
+main()

@@ -1,0 +1,40 @@
+"""`medsight convert IN OUT`: between formats, geometry kept, with a provenance sidecar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from medsight.cli import app
+
+
+@app.command()
+def convert(
+    source: Path = typer.Argument(..., help="Image file or DICOM folder."),
+    target: Path = typer.Argument(..., help=".nii(.gz), .nrrd, .mha or .png; a folder ending in / for DICOM."),
+    series: str = typer.Option(None, "--series", help="DICOM: SeriesInstanceUID or series number."),
+    irregular: str = typer.Option("error", "--irregular", help="DICOM gaps or uneven slices: error or resample."),
+    label: bool = typer.Option(False, "--label", help="The image is a label map."),
+    window: tuple[float, float] = typer.Option(None, "--window", help="PNG: display window CENTRE WIDTH."),
+    slice_index: int = typer.Option(None, "--slice", help="PNG: which k slice of a 3D image."),
+) -> None:
+    """Convert an image; the output is written atomically beside a .provenance.json record."""
+    from medsight.audit import Provenance
+    from medsight.io import read, write, write_dicom_series
+    from medsight.io._medmnist import MedMNISTDataset
+    from medsight.errors import UnsupportedError
+
+    params = {"series": series, "irregular": irregular, "label": label, "window": window, "slice": slice_index}
+    with Provenance(inputs=[source], parameters=params) as prov:
+        image = read(source, series=series, irregular=irregular, kind="label" if label else "intensity")
+        if isinstance(image, MedMNISTDataset):
+            raise UnsupportedError("a MedMNIST file is a dataset, not one image", path=source,
+                                   hint="Use it as training data (medsight train) instead")
+        if str(target).endswith(("/", "\\")) or target.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            write_dicom_series(image, target)
+        else:
+            write(image, target, window=window, slice_index=slice_index)
+        prov.add_output(target)
+    typer.echo(f"wrote {target}")

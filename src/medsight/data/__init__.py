@@ -1,0 +1,1 @@
+"""Datasets, splits, augmentation and synthetic phantoms (phantoms only, for now)."""

@@ -1,0 +1,34 @@
+"""Reading and writing medical images.
+
+- `read(path)`: DICOM file or folder, NIfTI, NRRD, MetaImage, PNG/JPEG/TIFF/GIF/BMP
+  (2D, 1 mm pixels stated in ``metadata["notes"]``) and MedMNIST ``.npz`` (a
+  `MedMNISTDataset`). DICOM LPS geometry becomes RAS+ here, once.
+- `write(image, path)`: NIfTI, NRRD, MHA, PNG (with a display window), atomically.
+- `write_dicom_series(image, folder)`: a valid DICOM series, one file per slice.
+- `list_series(folder)`: the DICOM series in a folder, images and other objects.
+- `atomic_path(path)`: the temporary-file-then-rename helper every writer uses.
+"""
+
+from medsight.io._atomic import atomic_path
+from medsight.io._dispatch import read, write
+from medsight.io._medmnist import MedMNISTDataset
+from medsight.io.dicom import SeriesInfo, list_series, read_dicom
+
+
+def write_dicom_series(image, folder, **options):
+    """Write `image` as a DICOM series; see `medsight.io.dicom._write.write_series`."""
+    from medsight.io.dicom._write import write_series
+
+    return write_series(image, folder, **options)
+
+
+__all__ = [
+    "MedMNISTDataset",
+    "SeriesInfo",
+    "atomic_path",
+    "list_series",
+    "read",
+    "read_dicom",
+    "write",
+    "write_dicom_series",
+]

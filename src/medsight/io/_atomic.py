@@ -1,0 +1,79 @@
+"""Atomic file output: write to a temporary sibling, then rename it onto the target.
+
+A crash or an exception never leaves a half-written file under the target's name:
+either the old file (or none) is there, or the complete new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_path", "temp_name"]
+
+
+def temp_name(path: str | os.PathLike) -> Path:
+    """A fresh temporary path beside `path`: hidden, marked ``.tmp``, same suffixes.
+
+    ``scan.nii.gz`` becomes ``.scan.<token>.tmp.nii.gz``: writers that choose the format
+    from the suffix (nibabel, SimpleITK) still see ``.nii.gz``, and folder scanners that
+    skip hidden files never pick it up.
+    """
+    path = Path(path)
+    suffix = "".join(path.suffixes)
+    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
+    return path.with_name(f".{stem}.{secrets.token_hex(4)}.tmp{suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces `path` atomically.
+
+    The temporary file is created empty (so its name is reserved) in the same folder as
+    `path`, which must exist. When the ``with`` block ends normally the file is flushed to
+    disk and ``os.replace``-d onto `path`; when it raises (``KeyboardInterrupt``
+    included) the temporary file is deleted and the exception propagates.
+
+    Examples
+    --------
+    >>> with atomic_path("out/scan.nii.gz") as tmp:  # doctest: +SKIP
+    ...     nib.save(img, tmp)
+    """
+    path = Path(path)
+    for _ in range(100):
+        tmp = temp_name(path)
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # umask applies
+        except FileExistsError:
+            continue
+        os.close(fd)
+        break
+    else:  # pragma: no cover - 100 random 32-bit collisions in a row
+        raise FileExistsError(f"{path}: could not reserve a temporary file name beside it")
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable; not possible on every platform, hence best effort."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
