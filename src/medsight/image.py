@@ -247,7 +247,9 @@ class Image:
             ref = like.to_sitk()
         else:
             old_spacing = np.array(src.GetSpacing())
-            new_spacing = np.broadcast_to(np.asarray(spacing, dtype=float), old_spacing.shape)
+            new_spacing = np.broadcast_to(np.asarray(spacing, dtype=float), (self.ndim,))
+            # An oblique 2D plane travels through ITK as one 3D slice: keep its k spacing.
+            new_spacing = np.concatenate([new_spacing, old_spacing[self.ndim:]])
             if np.any(new_spacing <= 0):
                 raise GeometryError(f"spacing must be positive, got {tuple(new_spacing)}")
             size = np.maximum(1, np.round(np.array(src.GetSize()) * old_spacing / new_spacing))

@@ -174,6 +174,14 @@ def test_rescale_stores_and_restores_values(tmp_path):
     np.testing.assert_allclose(restored, real[0, :, :, 2].T, atol=1.0)  # half a slope step
     back = _sitk_read(tmp_path / "b")
     np.testing.assert_allclose(back.array, real, atol=1.0)
+    # unsigned input whose stored values go negative is stored signed, not wrapped
+    unsigned = Image(
+        np.arange(32 * 32 * 2, dtype=np.uint16).reshape(1, 32, 32, 2), _oblique_affine()
+    )
+    files = write_series(unsigned, tmp_path / "c", rescale=(1.0, 1000.0))
+    ds = pydicom.dcmread(files[0])
+    assert ds.PixelRepresentation == 1
+    np.testing.assert_array_equal(ds.pixel_array + 1000, unsigned.array[0, :, :, 0].T)
 
 
 def test_2d_image_is_one_file(tmp_path):

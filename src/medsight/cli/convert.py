@@ -12,7 +12,7 @@ from medsight.cli import app
 @app.command()
 def convert(
     source: Path = typer.Argument(..., help="Image file or DICOM folder."),
-    target: Path = typer.Argument(..., help=".nii(.gz), .nrrd, .mha or .png; a folder ending in / for DICOM."),
+    target: Path = typer.Argument(..., help=".nii(.gz), .nrrd, .mha or .png; a folder (no suffix) for a DICOM series."),
     series: str = typer.Option(None, "--series", help="DICOM: SeriesInstanceUID or series number."),
     irregular: str = typer.Option("error", "--irregular", help="DICOM gaps or uneven slices: error or resample."),
     label: bool = typer.Option(False, "--label", help="The image is a label map."),
@@ -31,7 +31,7 @@ def convert(
         if isinstance(image, MedMNISTDataset):
             raise UnsupportedError("a MedMNIST file is a dataset, not one image", path=source,
                                    hint="Use it as training data (medsight train) instead")
-        if str(target).endswith(("/", "\\")) or target.is_dir():
+        if target.is_dir() or not target.suffix:  # a folder: write a DICOM series into it
             target.mkdir(parents=True, exist_ok=True)
             write_dicom_series(image, target)
         else:

@@ -51,7 +51,7 @@ def decode_all(datasets: list, paths: list) -> list[np.ndarray]:
     todo = [paths[i] for i in compressed]
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        chunk = max(1, len(todo) // (workers * 4))
+        chunk = 1 if len(todo) < 2000 else 8  # small tasks keep both cores busy to the end
         for i, arr in zip(compressed, pool.map(_decode_file, todo, chunksize=chunk)):
             out[i] = arr
     for i, (ds, p) in enumerate(zip(datasets, paths)):

@@ -13,14 +13,16 @@ from typing import Literal
 
 import numpy as np
 
-from medsight.errors import NotAnImageError, SeriesError, UnsupportedError
+from medsight.errors import FormatError, NotAnImageError, SeriesError, UnsupportedError
 from medsight.image import LPS_TO_RAS, Image
 from medsight.io.dicom._metadata import collect_metadata
 from medsight.io.dicom._pixels import decode_all
 from medsight.io.dicom._scan import (
+    NON_IMAGE_SOP_PREFIXES,
     WHOLE_SLIDE_SOP,
     SeriesInfo,
     choose_series,
+    has_pixels,
     is_image_dataset,
     read_header,
     scan_folder,
@@ -89,6 +91,13 @@ def read_dicom(
 def read_series(info: SeriesInfo, *, irregular: Irregular = "error") -> Image:
     """Build the volume of one series found by `scan_folder` (or a one-file series)."""
     where = info.files[0] if info.n_files == 1 else info.files[0].parent
+    if not info.is_image and not any(has_pixels(ds) for ds in info.datasets) and not any(
+        str(ds.get("SOPClassUID", "")).startswith(NON_IMAGE_SOP_PREFIXES) for ds in info.datasets
+    ):
+        raise FormatError(
+            f"DICOM {info.sop_class} file has no pixel data", path=where,
+            hint="The pixel data may have been stripped; use the original file",
+        )
     if not info.is_image:
         raise NotAnImageError(
             f"a DICOM {info.sop_class} object ({info.modality or 'no modality'}), not an image",

@@ -56,9 +56,13 @@ def sop_class_name(ds) -> str:
     return name
 
 
+def has_pixels(ds) -> bool:
+    return any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+
+
 def is_image_dataset(ds) -> bool:
     """Whether a data set holds an image to read (not SEG, SR, RT struct/plan, ...)."""
-    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+    if not has_pixels(ds):
         return False
     sop = str(ds.get("SOPClassUID", ""))
     if sop.startswith(NON_IMAGE_SOP_PREFIXES):
