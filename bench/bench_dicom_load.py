@@ -199,9 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "ratio_medsight_over_sitk": round(ms_s / sitk_s, 3),
                 "medsight_all_s": [round(t, 4) for t in ms_times],
                 "sitk_all_s": [round(t, 4) for t in sitk_times],
-                "voxels_identical": bool(
-                    same_shape and np.array_equal(ms_image.array, sitk_image.array)
-                ),
+                "voxels_identical": bool(same_shape and np.array_equal(ms_image.array, sitk_image.array)),
                 "voxels_identical_to_written": bool(
                     ms_image.array.shape == volume.array.shape
                     and np.array_equal(ms_image.array, volume.array)
@@ -209,9 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "dtype_medsight": str(ms_image.array.dtype),
                 "dtype_sitk": str(sitk_image.array.dtype),
                 "affine_max_abs_diff": float(np.abs(ms_image.affine - sitk_image.affine).max()),
-                "affine_max_abs_diff_to_written": float(
-                    np.abs(ms_image.affine - volume.affine).max()
-                ),
+                "affine_max_abs_diff_to_written": float(np.abs(ms_image.affine - volume.affine).max()),
             }
     result["machine"] = machine()
     print(json.dumps(result))

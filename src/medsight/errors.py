@@ -14,14 +14,14 @@ from __future__ import annotations
 from os import PathLike
 
 __all__ = [
-    "MedsightError",
-    "NotFoundError",
     "FormatError",
-    "NotAnImageError",
-    "MissingDependencyError",
-    "UnsupportedError",
-    "SeriesError",
     "GeometryError",
+    "MedsightError",
+    "MissingDependencyError",
+    "NotAnImageError",
+    "NotFoundError",
+    "SeriesError",
+    "UnsupportedError",
 ]
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from medsight.errors import GeometryError
 
-__all__ = ["Image", "Kind", "LPS_TO_RAS"]
+__all__ = ["LPS_TO_RAS", "Image", "Kind"]
 
 Kind = Literal["intensity", "label"]
 
@@ -126,7 +126,7 @@ class Image:
             f"origin=({origin}) mm, orientation={self.orientation}, dtype={self.array.dtype}{extra})"
         )
 
-    def with_array(self, array: Any, *, kind: Kind | None = None) -> "Image":
+    def with_array(self, array: Any, *, kind: Kind | None = None) -> Image:
         """A new Image on the same grid with other voxels (e.g. a prediction)."""
         array = np.asarray(array)
         if tuple(array.shape[1:]) != self.spatial_shape:
@@ -135,11 +135,9 @@ class Image:
             )
         return Image(array, self.affine, kind=kind or self.kind, metadata=self.metadata)
 
-    def same_grid(self, other: "Image", *, atol: float = 1e-3) -> bool:
+    def same_grid(self, other: Image, *, atol: float = 1e-3) -> bool:
         """Whether both images have the same spatial shape and affine (within `atol` mm)."""
-        return self.spatial_shape == other.spatial_shape and np.allclose(
-            self.affine, other.affine, atol=atol
-        )
+        return self.spatial_shape == other.spatial_shape and np.allclose(self.affine, other.affine, atol=atol)
 
     # -- SimpleITK ----------------------------------------------------------
 
@@ -176,7 +174,7 @@ class Image:
         return itk
 
     @classmethod
-    def from_sitk(cls, itk, *, kind: Kind = "intensity", metadata: dict | None = None) -> "Image":
+    def from_sitk(cls, itk, *, kind: Kind = "intensity", metadata: dict | None = None) -> Image:
         """Build an Image from a ``SimpleITK.Image`` (2D or 3D, scalar or vector)."""
         import SimpleITK as sitk
 
@@ -211,7 +209,7 @@ class Image:
         return img
 
     @classmethod
-    def from_nibabel(cls, img, *, kind: Kind = "intensity", metadata: dict | None = None) -> "Image":
+    def from_nibabel(cls, img, *, kind: Kind = "intensity", metadata: dict | None = None) -> Image:
         """Build an Image from a nibabel spatial image (3D, or 4D/5D with channels)."""
         data = np.asanyarray(img.dataobj)
         if data.ndim == 2:
@@ -229,8 +227,8 @@ class Image:
     # -- resampling and reorientation ---------------------------------------
 
     def resample(
-        self, spacing: float | tuple[float, ...] | None = None, *, like: "Image | None" = None
-    ) -> "Image":
+        self, spacing: float | tuple[float, ...] | None = None, *, like: Image | None = None
+    ) -> Image:
         """Resample to a voxel `spacing` in mm, or onto the grid of image `like`.
 
         Intensities are interpolated linearly (as float32 unless the input is float64),
@@ -249,7 +247,7 @@ class Image:
             old_spacing = np.array(src.GetSpacing())
             new_spacing = np.broadcast_to(np.asarray(spacing, dtype=float), (self.ndim,))
             # An oblique 2D plane travels through ITK as one 3D slice: keep its k spacing.
-            new_spacing = np.concatenate([new_spacing, old_spacing[self.ndim:]])
+            new_spacing = np.concatenate([new_spacing, old_spacing[self.ndim :]])
             if np.any(new_spacing <= 0):
                 raise GeometryError(f"spacing must be positive, got {tuple(new_spacing)}")
             size = np.maximum(1, np.round(np.array(src.GetSize()) * old_spacing / new_spacing))
@@ -270,7 +268,7 @@ class Image:
             result = Image(result.array[..., 0], result.affine, kind=self.kind, metadata=self.metadata)
         return result
 
-    def reorient(self, orientation: str = "RAS") -> "Image":
+    def reorient(self, orientation: str = "RAS") -> Image:
         """Permute and flip axes (no interpolation) so they point as `orientation` says.
 
         ``reorient("RAS")`` gives the canonical (closest to RAS+) orientation.

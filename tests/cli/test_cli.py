@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +14,9 @@ from medsight.io import write, write_dicom_series
 
 
 def run(*args, check_rc=None):
-    proc = subprocess.run([sys.executable, "-m", "medsight", *map(str, args)], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "medsight", *map(str, args)], capture_output=True, text=True, timeout=120
+    )
     if check_rc is not None:
         assert proc.returncode == check_rc, proc.stderr
     return proc
@@ -51,10 +53,12 @@ def test_info_json_on_a_series(series):
 
 def test_info_and_convert_do_not_import_torch(series):
     folder, _ = series
-    code = ("import sys, runpy; sys.argv = ['medsight', 'info', %r];\n"
-            "try:\n    runpy.run_module('medsight', run_name='__main__')\n"
-            "except SystemExit:\n    pass\n"
-            "print('torch' in sys.modules, 'monai' in sys.modules)") % str(folder)
+    code = (
+        f"import sys, runpy; sys.argv = ['medsight', 'info', {str(folder)!r}];\n"
+        "try:\n    runpy.run_module('medsight', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, 'monai' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False False"
 
@@ -71,7 +75,7 @@ def test_convert_writes_output_and_provenance(series, tmp_path):
     np.testing.assert_array_equal(back.array, arr)
     record = json.loads((tmp_path / "ct.nii.gz.provenance.json").read_text())
     first = record["inputs"][0]["files"][0]
-    assert first["sha256"] == hashlib.sha256(open(first["path"], "rb").read()).hexdigest()
+    assert first["sha256"] == hashlib.sha256(Path(first["path"]).read_bytes()).hexdigest()
     assert record["outputs"][0]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert record["command"][1:3] == ["convert", str(folder)]
     assert record["started"] <= record["finished"]

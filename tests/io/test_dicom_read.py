@@ -25,7 +25,9 @@ def ct():
 
 def write(ct, folder, **kw):
     folder.mkdir(exist_ok=True)
-    return write_dicom_series(ct, folder, patient={"PatientID": "P1", "PatientSex": "F", "PatientAge": "061Y"}, **kw)
+    return write_dicom_series(
+        ct, folder, patient={"PatientID": "P1", "PatientSex": "F", "PatientAge": "061Y"}, **kw
+    )
 
 
 def test_series_sorted_by_position_not_name_or_instance_number(tmp_path, ct):
@@ -178,8 +180,11 @@ def test_enhanced_multiframe(tmp_path, ct):
     files = write(ct, tmp_path / "s")
     legacy = [pydicom.dcmread(f) for f in files]
     enhanced = hd.legacy.LegacyConvertedEnhancedCTImage(
-        legacy_datasets=legacy, series_instance_uid=hd.UID(), series_number=9,
-        sop_instance_uid=hd.UID(), instance_number=1,
+        legacy_datasets=legacy,
+        series_instance_uid=hd.UID(),
+        series_number=9,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
     )
     enhanced.save_as(tmp_path / "enhanced.dcm")
     img = read(tmp_path / "enhanced.dcm")
@@ -192,17 +197,27 @@ def test_non_image_object_is_named(tmp_path, ct):
     files = write(ct, tmp_path / "s")
     source = [pydicom.dcmread(f) for f in files]
     mask = (ct.array[0] > 0).transpose(2, 1, 0)  # (frames, rows, cols)
-    algorithm = hd.AlgorithmIdentificationSequence(
-        name="t", version="1", family=hd.sr.CodedConcept("123109", "DCM", "Manual Processing"))
     seg = hd.seg.Segmentation(
-        source_images=source, pixel_array=mask.astype(np.uint8), segmentation_type="BINARY",
-        segment_descriptions=[hd.seg.SegmentDescription(
-            segment_number=1, segment_label="x",
-            segmented_property_category=hd.sr.CodedConcept("91723000", "SCT", "Anatomical Structure"),
-            segmented_property_type=hd.sr.CodedConcept("10200004", "SCT", "Liver"),
-            algorithm_type="MANUAL")],
-        series_instance_uid=hd.UID(), series_number=2, sop_instance_uid=hd.UID(), instance_number=1,
-        manufacturer="t", manufacturer_model_name="t", software_versions="1", device_serial_number="1",
+        source_images=source,
+        pixel_array=mask.astype(np.uint8),
+        segmentation_type="BINARY",
+        segment_descriptions=[
+            hd.seg.SegmentDescription(
+                segment_number=1,
+                segment_label="x",
+                segmented_property_category=hd.sr.CodedConcept("91723000", "SCT", "Anatomical Structure"),
+                segmented_property_type=hd.sr.CodedConcept("10200004", "SCT", "Liver"),
+                algorithm_type="MANUAL",
+            )
+        ],
+        series_instance_uid=hd.UID(),
+        series_number=2,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="t",
+        manufacturer_model_name="t",
+        software_versions="1",
+        device_serial_number="1",
     )
     seg.save_as(tmp_path / "s" / "seg.dcm")
     with pytest.raises(NotAnImageError, match="Segmentation Storage"):

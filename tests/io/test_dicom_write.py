@@ -175,9 +175,7 @@ def test_rescale_stores_and_restores_values(tmp_path):
     back = _sitk_read(tmp_path / "b")
     np.testing.assert_allclose(back.array, real, atol=1.0)
     # unsigned input whose stored values go negative is stored signed, not wrapped
-    unsigned = Image(
-        np.arange(32 * 32 * 2, dtype=np.uint16).reshape(1, 32, 32, 2), _oblique_affine()
-    )
+    unsigned = Image(np.arange(32 * 32 * 2, dtype=np.uint16).reshape(1, 32, 32, 2), _oblique_affine())
     files = write_series(unsigned, tmp_path / "c", rescale=(1.0, 1000.0))
     ds = pydicom.dcmread(files[0])
     assert ds.PixelRepresentation == 1
@@ -224,9 +222,7 @@ def test_bad_input_raises_clear_errors(oblique, tmp_path):
     with pytest.raises(ValueError, match="did you mean 'jpeg2000'"):
         write_series(oblique, tmp_path, transfer_syntax="jpeg200")
     with pytest.raises(UnsupportedError, match="32 x 32"):
-        write_series(
-            Image(np.zeros((1, 20, 16, 2), np.int16)), tmp_path, transfer_syntax="jpeg2000"
-        )
+        write_series(Image(np.zeros((1, 20, 16, 2), np.int16)), tmp_path, transfer_syntax="jpeg2000")
     with pytest.raises(UnsupportedError, match="NaN"):
         write_series(Image(np.full((1, 4, 4, 2), np.nan)), tmp_path)
     assert os.listdir(tmp_path) == []

@@ -6,7 +6,13 @@ import os
 import numpy as np
 import pytest
 
-from medsight.errors import FormatError, GeometryError, MedsightError, NotFoundError, UnsupportedError
+from medsight.errors import (
+    FormatError,
+    GeometryError,
+    MedsightError,
+    NotFoundError,
+    UnsupportedError,
+)
 from medsight.image import Image
 from medsight.io import MedMNISTDataset, read, write
 from tests.test_image import oblique_affine
@@ -59,8 +65,10 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path, volume, monkeypatch)
 
 
 def test_png_window_and_raster_read(tmp_path):
-    ct = Image(np.linspace(-1000, 1000, 40 * 30).reshape(1, 40, 30).astype(np.int16),
-               metadata={"window_center": 0, "window_width": 400})
+    ct = Image(
+        np.linspace(-1000, 1000, 40 * 30).reshape(1, 40, 30).astype(np.int16),
+        metadata={"window_center": 0, "window_width": 400},
+    )
     path = write(ct, tmp_path / "ct.png")
     back = read(path)
     assert back.spatial_shape == (40, 30)
@@ -108,9 +116,15 @@ def test_tiff_16bit_keeps_values(tmp_path):
 
 def test_medmnist_npz(tmp_path):
     path = tmp_path / "tiny.npz"
-    np.savez(path, train_images=np.zeros((4, 28, 28), np.uint8), train_labels=np.array([[0], [1], [1], [0]]),
-             val_images=np.zeros((2, 28, 28), np.uint8), val_labels=np.array([0, 1]),
-             test_images=np.zeros((2, 28, 28), np.uint8), test_labels=np.array([[1], [1]]))
+    np.savez(
+        path,
+        train_images=np.zeros((4, 28, 28), np.uint8),
+        train_labels=np.array([[0], [1], [1], [0]]),
+        val_images=np.zeros((2, 28, 28), np.uint8),
+        val_labels=np.array([0, 1]),
+        test_images=np.zeros((2, 28, 28), np.uint8),
+        test_labels=np.array([[1], [1]]),
+    )
     data = read(path)
     assert isinstance(data, MedMNISTDataset)
     assert data.splits == ["train", "val", "test"] and len(data) == 8 and not data.is_3d

@@ -64,7 +64,7 @@ def assert_same_as_sitk(image: Image, itk, *, atol_mm: float = 1e-4, atol_dir: f
     np.testing.assert_allclose(image.direction, direction, atol=atol_dir)
 
 
-def sitk_read_series(files) -> "sitk.Image":
+def sitk_read_series(files):
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames([str(f) for f in files])
     return reader.Execute()
@@ -90,7 +90,9 @@ def read_nrrd_raw(path: Path) -> tuple[np.ndarray, np.ndarray]:
     sizes = [int(v) for v in fields["sizes"].split()]
     raw = gzip.decompress(data) if fields["encoding"] == "gzip" else data
     voxels = np.frombuffer(raw, dtype=dtype).reshape(sizes, order="F")
-    vectors = [[float(v) for v in m.split(",")] for m in re.findall(r"\(([^)]*)\)", fields["space directions"])]
+    vectors = [
+        [float(v) for v in m.split(",")] for m in re.findall(r"\(([^)]*)\)", fields["space directions"])
+    ]
     origin = [float(v) for v in fields["space origin"].strip("()").split(",")]
     lps = np.eye(4)
     lps[:3, :3] = np.array(vectors).T  # each vector is one voxel axis: a column
@@ -165,8 +167,10 @@ def test_series_orientations_are_as_in_the_headers(dicom_dir, j2k_ct):
     assert read(dicom_dir / "dcmqi_ct3slice").orientation == "LPS"
     assert j2k_ct.orientation == "LPS"
     # The j2k series is sorted inferior to superior: k points up, origin at the lowest slice.
-    z = [float(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[2])
-         for p in (dicom_dir / "totalseg_ct_series_j2k").iterdir()]
+    z = [
+        float(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[2])
+        for p in (dicom_dir / "totalseg_ct_series_j2k").iterdir()
+    ]
     assert j2k_ct.origin[2] == pytest.approx(min(z), abs=1e-4)
     assert j2k_ct.spacing[2] == pytest.approx((max(z) - min(z)) / (len(z) - 1), abs=1e-4)
 
@@ -241,7 +245,9 @@ def test_nifti_set_is_complete(shared_data):
     assert len(names) >= 17
 
 
-@pytest.mark.parametrize("name", _sorted_files(_ROOT, "volumes/pyradiomics", "dicom/dcmqi_ct3slice", suffix=".nrrd"))
+@pytest.mark.parametrize(
+    "name", _sorted_files(_ROOT, "volumes/pyradiomics", "dicom/dcmqi_ct3slice", suffix=".nrrd")
+)
 def test_nrrd_matches_sitk_and_raw_header(shared_data, name):
     path = shared_data / name
     image = read(path)
@@ -309,7 +315,10 @@ REFUSED = {
     "cxr/BBox_List_2017.csv.gz": (FormatError, "not a recognised image file"),
     "cxr/SOURCE.md": (FormatError, "not a recognised image file"),
     "cxr/google2019_nih-chest-xray-labels.csv.gz": (FormatError, "not a recognised image file"),
-    "cxr/tbx11k_test_data/annotations/json/TBX11K_train.json": (FormatError, "not a recognised image file"),
+    "cxr/tbx11k_test_data/annotations/json/TBX11K_train.json": (
+        FormatError,
+        "not a recognised image file",
+    ),
     "dicom/SOURCE.md": (FormatError, "not a recognised image file"),
     "dicom/highdicom/README.md": (FormatError, "not a recognised image file"),
     "dicom/pydicom/README.txt": (FormatError, "not a recognised image file"),
@@ -325,15 +334,30 @@ REFUSED = {
     **{
         f"dicom/highdicom/seg_image_{name}.dcm": (NotAnImageError, "(SEG)")
         for name in (
-            "cr_binary", "ct_binary", "ct_binary_fractional", "ct_binary_overlap",
-            "ct_binary_single_frame", "ct_true_fractional", "sm_control", "sm_control_labelmap",
-            "sm_control_labelmap_palette_color", "sm_dots", "sm_dots_tiled_full", "sm_numbers",
+            "cr_binary",
+            "ct_binary",
+            "ct_binary_fractional",
+            "ct_binary_overlap",
+            "ct_binary_single_frame",
+            "ct_true_fractional",
+            "sm_control",
+            "sm_control_labelmap",
+            "sm_control_labelmap_palette_color",
+            "sm_dots",
+            "sm_dots_tiled_full",
+            "sm_numbers",
         )
     },
     **{
         f"dicom/highdicom/sm_image{name}.dcm": (UnsupportedError, "whole-slide microscopy")
         for name in (
-            "", "_control", "_dots", "_grayscale", "_grayscale_reversed", "_jpegls", "_jpegls_nobot",
+            "",
+            "_control",
+            "_dots",
+            "_grayscale",
+            "_grayscale_reversed",
+            "_jpegls",
+            "_jpegls_nobot",
             "_numbers",
         )
     },

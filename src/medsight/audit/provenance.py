@@ -36,7 +36,8 @@ def _describe(path: Path) -> dict:
     """A file with its hash and size; a folder with each file inside (sorted)."""
     if path.is_dir():
         files = sorted(
-            p for p in path.rglob("*")
+            p
+            for p in path.rglob("*")
             if p.is_file() and not p.name.startswith(".") and not p.name.endswith("provenance.json")
         )
         return {"path": str(path), "files": [_describe(p) for p in files]}
@@ -101,7 +102,7 @@ class Provenance:
             written.append(target)
         return written
 
-    def __enter__(self) -> "Provenance":
+    def __enter__(self) -> Provenance:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -32,14 +32,16 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
 ) -> None:
     _state["debug"] = debug
 
 
 # Command modules register themselves on `app`; they import heavy libraries lazily.
-from medsight.cli import convert, demo, info  # noqa: E402,F401
+from medsight.cli import convert, demo, info  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         if _state["debug"]:
             raise
         typer.echo(
-            f"medsight: internal error: {type(exc).__name__}: {exc}. Rerun with --debug and report it.", err=True
+            f"medsight: internal error: {type(exc).__name__}: {exc}. Rerun with --debug and report it.",
+            err=True,
         )
         sys.exit(3)

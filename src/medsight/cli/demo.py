@@ -34,14 +34,30 @@ def demo(
 
     dicom_dir = out / "ct_dicom"
     with Provenance(inputs=[], parameters={"seed": seed}) as prov:
-        files = write_dicom_series(ct, dicom_dir, modality="CT",
-                                   patient={"PatientName": "Demo^Phantom", "PatientID": "DEMO-0001"})
+        files = write_dicom_series(
+            ct, dicom_dir, modality="CT", patient={"PatientName": "Demo^Phantom", "PatientID": "DEMO-0001"}
+        )
         prov.add_output(dicom_dir)
     console.print(f"[bold]2. DICOM series[/]: {len(files)} files in {dicom_dir}")
 
     summary = summarize(dicom_dir)[0]
-    console.print("[bold]3. medsight info[/]:", {k: summary[k] for k in
-                  ("modality", "shape", "spacing", "origin", "orientation", "dtype", "min", "max", "n_files")})
+    console.print(
+        "[bold]3. medsight info[/]:",
+        {
+            k: summary[k]
+            for k in (
+                "modality",
+                "shape",
+                "spacing",
+                "origin",
+                "orientation",
+                "dtype",
+                "min",
+                "max",
+                "n_files",
+            )
+        },
+    )
 
     nifti = out / "ct.nii.gz"
     with Provenance(inputs=[dicom_dir]) as prov:

@@ -13,9 +13,13 @@ from medsight.cli import app
 @app.command()
 def info(
     path: Path = typer.Argument(..., help="Image file or DICOM folder."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON: one object, or a list for several series."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print JSON: one object, or a list for several series."
+    ),
     series: str = typer.Option(None, "--series", help="DICOM: SeriesInstanceUID or series number."),
-    irregular: str = typer.Option("error", "--irregular", help="DICOM gaps or uneven slices: error or resample."),
+    irregular: str = typer.Option(
+        "error", "--irregular", help="DICOM gaps or uneven slices: error or resample."
+    ),
 ) -> None:
     """Show geometry (RAS+ mm), value range and metadata of each image or series."""
     from medsight.io._summary import summarize

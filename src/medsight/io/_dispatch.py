@@ -52,7 +52,8 @@ def read(
     if fmt is None:
         said = f" despite its {path.suffix} suffix" if expected else ""
         raise FormatError(
-            f"not a recognised image file{said}", path=path,
+            f"not a recognised image file{said}",
+            path=path,
             hint=f"MedSight reads {READABLE}; the file may be corrupt or truncated",
         )
     if fmt == "dicom":
@@ -119,10 +120,11 @@ def write(
     else:
         known = ", ".join(WRITABLE)
         raise UnsupportedError(
-            f"cannot write {path.suffix or 'files without a suffix'}", path=path,
+            f"cannot write {path.suffix or 'files without a suffix'}",
+            path=path,
             hint=f"Use one of {known} (or a folder for a DICOM series)",
         )
     return path
 
 
-__all__ = ["read", "write", "READABLE", "SUFFIXES"]
+__all__ = ["READABLE", "SUFFIXES", "read", "write"]

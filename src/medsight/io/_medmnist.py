@@ -43,10 +43,13 @@ class MedMNISTDataset:
         out = {"path": str(self.path), "format": "medmnist", "is_3d": self.is_3d, "splits": {}}
         for split in self.splits:
             images, labels = self.images[split], self.labels[split]
-            values, counts = np.unique(labels, return_counts=True) if labels.shape[1] == 1 else (
-                np.arange(labels.shape[1]), labels.sum(axis=0))
+            values, counts = (
+                np.unique(labels, return_counts=True)
+                if labels.shape[1] == 1
+                else (np.arange(labels.shape[1]), labels.sum(axis=0))
+            )
             out["splits"][split] = {
-                "n": int(len(images)),
+                "n": len(images),
                 "image_shape": [int(s) for s in images.shape[1:]],
                 "dtype": str(images.dtype),
                 "label_counts": {str(int(v)): int(c) for v, c in zip(values, counts)},
@@ -70,8 +73,9 @@ def read_medmnist(path: Path) -> MedMNISTDataset:
     except FormatError:
         raise
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise FormatError(f"unreadable .npz file ({exc})", path=path,
-                          hint="The file may be truncated; download it again") from exc
+        raise FormatError(
+            f"unreadable .npz file ({exc})", path=path, hint="The file may be truncated; download it again"
+        ) from exc
     for s in splits:
         if len(labels[s]) != len(images[s]):
             raise FormatError(f"{s} split has {len(images[s])} images but {len(labels[s])} labels", path=path)

@@ -19,7 +19,8 @@ ASSUMED_GEOMETRY = "the file stores no physical spacing or orientation: 1 mm pix
 
 
 def read_raster(path: Path, *, kind: Kind = "intensity") -> Image:
-    from PIL import Image as PILImage, UnidentifiedImageError
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
 
     try:
         with PILImage.open(path) as pil:
@@ -28,8 +29,9 @@ def read_raster(path: Path, *, kind: Kind = "intensity") -> Image:
         grey = frames[0].ndim == 2
         arr = frames[0] if len(frames) == 1 else np.stack(frames, axis=2)  # (rows, cols[, K][, C])
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise FormatError(f"unreadable image file ({exc})", path=path,
-                          hint="The file may be truncated or not an image") from exc
+        raise FormatError(
+            f"unreadable image file ({exc})", path=path, hint="The file may be truncated or not an image"
+        ) from exc
     arr = np.swapaxes(arr, 0, 1)  # rows are j, columns are i
     array = arr[None] if grey else np.moveaxis(arr, -1, 0)
     meta = {"format": (fmt or path.suffix.lstrip(".")).lower(), "notes": [ASSUMED_GEOMETRY]}
@@ -84,7 +86,8 @@ def write_png(
         if slice_index is None:
             if image.spatial_shape[2] != 1:
                 raise GeometryError(
-                    f"PNG holds a 2D image but this one is 3D {image.spatial_shape}", path=path,
+                    f"PNG holds a 2D image but this one is 3D {image.spatial_shape}",
+                    path=path,
                     hint="Choose a slice (CLI: --slice K) or write NIfTI instead",
                 )
             slice_index = 0

@@ -29,10 +29,26 @@ def describe(image: Image, path: str | Path) -> dict:
         "series_uid": meta.get("series_uid"),
         "n_files": meta.get("n_files", 1),
     }
-    for key in ("series_number", "series_description", "patient_id", "patient_sex", "patient_age",
-                "study_uid", "study_date", "manufacturer", "manufacturer_model", "institution",
-                "body_part", "window_center", "window_width", "transfer_syntax", "sop_class",
-                "description", "notes", "warnings"):
+    for key in (
+        "series_number",
+        "series_description",
+        "patient_id",
+        "patient_sex",
+        "patient_age",
+        "study_uid",
+        "study_date",
+        "manufacturer",
+        "manufacturer_model",
+        "institution",
+        "body_part",
+        "window_center",
+        "window_width",
+        "transfer_syntax",
+        "sop_class",
+        "description",
+        "notes",
+        "warnings",
+    ):
         if meta.get(key) not in (None, "", []):
             out[key] = meta[key]
     return out
@@ -62,8 +78,14 @@ def summarize(path: str | Path, *, series: str | int | None = None, irregular: s
         images = [s for s in found if s.is_image]
         if not images:
             return [
-                {"path": str(path), "is_image": False, "modality": s.modality, "sop_class": s.sop_class,
-                 "series_uid": s.series_uid, "n_files": s.n_files}
+                {
+                    "path": str(path),
+                    "is_image": False,
+                    "modality": s.modality,
+                    "sop_class": s.sop_class,
+                    "series_uid": s.series_uid,
+                    "n_files": s.n_files,
+                }
                 for s in found
             ]
         return [describe(read_series(s, irregular=irregular), path) for s in images]

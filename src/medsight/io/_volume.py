@@ -22,10 +22,17 @@ def read_nifti(path: Path, *, kind: Kind = "intensity") -> Image:
     except FormatError:
         raise
     except Exception as exc:  # nibabel raises assorted errors on truncated or corrupt files
-        raise FormatError(f"unreadable NIfTI file ({_first_line(exc)})", path=path,
-                          hint="The file may be truncated or corrupt") from exc
+        raise FormatError(
+            f"unreadable NIfTI file ({_first_line(exc)})",
+            path=path,
+            hint="The file may be truncated or corrupt",
+        ) from exc
     header = img.header
-    meta = {"format": "nifti", "sform_code": int(header["sform_code"]), "qform_code": int(header["qform_code"])}
+    meta = {
+        "format": "nifti",
+        "sform_code": int(header["sform_code"]),
+        "qform_code": int(header["qform_code"]),
+    }
     description = header["descrip"].tobytes().rstrip(b"\0").decode("latin-1").strip()
     if description:
         meta["description"] = description
@@ -40,8 +47,11 @@ def read_itk(path: Path, *, kind: Kind = "intensity") -> Image:
     try:
         itk = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        raise FormatError(f"unreadable image file ({_itk_reason(exc)})", path=path,
-                          hint="The file may be truncated or corrupt") from exc
+        raise FormatError(
+            f"unreadable image file ({_itk_reason(exc)})",
+            path=path,
+            hint="The file may be truncated or corrupt",
+        ) from exc
     if itk.GetDimension() not in (2, 3):
         raise UnsupportedError(f"a {itk.GetDimension()}D image; MedSight reads 2D and 3D images", path=path)
     meta = {"format": "nrrd" if path.suffix.lower() in (".nrrd", ".nhdr") else "metaimage"}
@@ -64,7 +74,8 @@ def write_itk(image: Image, path: Path) -> None:
     if path.suffix.lower() in (".mhd", ".nhdr"):
         raise UnsupportedError(
             f"{path.suffix} writes a header and a separate data file, which cannot be written atomically",
-            path=path, hint="Write .mha or .nrrd (a single file) instead",
+            path=path,
+            hint="Write .mha or .nrrd (a single file) instead",
         )
     array = image.array.astype(np.uint8) if image.array.dtype == bool else image.array
     with atomic_path(path) as tmp:

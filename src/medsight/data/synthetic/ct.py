@@ -7,8 +7,14 @@ import numpy as np
 from medsight.image import Image
 
 # label -> (name, mean HU)
-ORGANS = {1: ("body", 30), 2: ("lung_left", -850), 3: ("lung_right", -850), 4: ("liver", 60),
-          5: ("spine", 700), 6: ("aorta", 180)}
+ORGANS = {
+    1: ("body", 30),
+    2: ("lung_left", -850),
+    3: ("lung_right", -850),
+    4: ("liver", 60),
+    5: ("spine", 700),
+    6: ("aorta", 180),
+}
 
 
 def body_ct(
@@ -37,9 +43,15 @@ def body_ct(
 
     labels = np.zeros(shape, np.uint8)
     labels[ellipsoid(0, 0, 0, 0.9 * half_x, 0.8 * half_y, 4 * half_z)] = 1
-    upper = Z > -0.1 * half_z
-    labels[ellipsoid(0.4 * half_x, -0.05 * half_y, 0.3 * half_z, 0.3 * half_x, 0.5 * half_y, 0.7 * half_z) & upper] = 2
-    labels[ellipsoid(-0.4 * half_x, -0.05 * half_y, 0.3 * half_z, 0.3 * half_x, 0.5 * half_y, 0.7 * half_z) & upper] = 3
+    upper = -0.1 * half_z < Z
+    labels[
+        ellipsoid(0.4 * half_x, -0.05 * half_y, 0.3 * half_z, 0.3 * half_x, 0.5 * half_y, 0.7 * half_z)
+        & upper
+    ] = 2
+    labels[
+        ellipsoid(-0.4 * half_x, -0.05 * half_y, 0.3 * half_z, 0.3 * half_x, 0.5 * half_y, 0.7 * half_z)
+        & upper
+    ] = 3
     labels[ellipsoid(-0.3 * half_x, 0.0, -0.5 * half_z, 0.4 * half_x, 0.45 * half_y, 0.45 * half_z)] = 4
     labels[ellipsoid(0, 0.6 * half_y, 0, 0.1 * half_x, 0.1 * half_y, 4 * half_z)] = 5
     labels[ellipsoid(0.08 * half_x, 0.35 * half_y, 0, 0.06 * half_x, 0.06 * half_y, 4 * half_z)] = 6

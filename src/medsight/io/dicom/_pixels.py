@@ -110,7 +110,8 @@ def _plugin_frames(ds, path, ts) -> np.ndarray:
         decoder = get_decoder(ts)
     except NotImplementedError as exc:
         raise UnsupportedError(
-            f"no decoder exists for transfer syntax {ts.name} ({ts})", path=path,
+            f"no decoder exists for transfer syntax {ts.name} ({ts})",
+            path=path,
             hint="Convert the file to an uncompressed transfer syntax, e.g. with dcmdjpeg or gdcmconv",
         ) from exc
     if not decoder.is_available:
@@ -124,7 +125,9 @@ def _plugin_frames(ds, path, ts) -> np.ndarray:
         arr = ds.pixel_array
     except Exception as exc:  # the plugins raise assorted errors on corrupt streams
         raise FormatError(
-            f"cannot decode {ts.name} pixel data ({exc})", path=path, hint="The file may be truncated or corrupt"
+            f"cannot decode {ts.name} pixel data ({exc})",
+            path=path,
+            hint="The file may be truncated or corrupt",
         ) from exc
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(ds.get("SamplesPerPixel", 1))

@@ -49,9 +49,7 @@ class _Frame:
     intercept: float
 
 
-def read_dicom(
-    path: str | Path, *, series: str | int | None = None, irregular: Irregular = "error"
-) -> Image:
+def read_dicom(path: str | Path, *, series: str | int | None = None, irregular: Irregular = "error") -> Image:
     """Read a DICOM file or a folder holding one or more series.
 
     Parameters
@@ -91,11 +89,14 @@ def read_dicom(
 def read_series(info: SeriesInfo, *, irregular: Irregular = "error") -> Image:
     """Build the volume of one series found by `scan_folder` (or a one-file series)."""
     where = info.files[0] if info.n_files == 1 else info.files[0].parent
-    if not info.is_image and not any(has_pixels(ds) for ds in info.datasets) and not any(
-        str(ds.get("SOPClassUID", "")).startswith(NON_IMAGE_SOP_PREFIXES) for ds in info.datasets
+    if (
+        not info.is_image
+        and not any(has_pixels(ds) for ds in info.datasets)
+        and not any(str(ds.get("SOPClassUID", "")).startswith(NON_IMAGE_SOP_PREFIXES) for ds in info.datasets)
     ):
         raise FormatError(
-            f"DICOM {info.sop_class} file has no pixel data", path=where,
+            f"DICOM {info.sop_class} file has no pixel data",
+            path=where,
             hint="The pixel data may have been stripped; use the original file",
         )
     if not info.is_image:
@@ -124,12 +125,13 @@ def read_series(info: SeriesInfo, *, irregular: Irregular = "error") -> Image:
         affine[:3, 2] *= spacing_k / np.linalg.norm(affine[:3, 2])
     elif warnings:
         raise SeriesError(
-            "; ".join(warnings), path=where,
+            "; ".join(warnings),
+            path=where,
             hint="Pass irregular='resample' (CLI: --irregular resample) to interpolate onto a uniform grid",
         )
     if _is_projection(frames):
         voxels = voxels[..., 0]
-    metadata = collect_metadata(datasets[0], n_files=info.n_files)
+    metadata = collect_metadata(datasets[0], n_files=len(datasets))
     path_of = {id(ds): p for p, ds in zip(info.files, info.datasets)}
     metadata["files"] = list(dict.fromkeys(str(path_of[id(frames[o].ds)]) for o in order))
     if spacing_k is not None:
@@ -142,7 +144,8 @@ def _check_consistent(datasets, info: SeriesInfo, where: Path) -> None:
     if len(sizes) > 1:
         listed = ", ".join(f"{c}x{r}" for r, c in sorted(sizes))
         raise SeriesError(
-            f"series {info.series_uid} mixes image sizes ({listed})", path=where,
+            f"series {info.series_uid} mixes image sizes ({listed})",
+            path=where,
             hint="It holds more than one stack (e.g. a localizer); separate the files into folders",
         )
     orientations = {
@@ -152,7 +155,8 @@ def _check_consistent(datasets, info: SeriesInfo, where: Path) -> None:
     }
     if len(orientations) > 1:
         raise SeriesError(
-            f"series {info.series_uid} mixes {len(orientations)} slice orientations", path=where,
+            f"series {info.series_uid} mixes {len(orientations)} slice orientations",
+            path=where,
             hint="It holds more than one stack (e.g. a localizer); separate the files into folders",
         )
 
@@ -208,7 +212,9 @@ def _floats(ds, keyword: str) -> np.ndarray | None:
     value = ds.get(keyword) if ds is not None else None
     if value is None or value == "":
         return None
-    return np.array(value if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") else [value], float)
+    return np.array(
+        value if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") else [value], float
+    )
 
 
 def _pixel_spacing(ds) -> tuple[float, float] | None:
@@ -229,7 +235,14 @@ def _rescale(ds) -> tuple[float, float]:
     )
 
 
-_LPS_LETTERS = {"L": (1, 0, 0), "R": (-1, 0, 0), "P": (0, 1, 0), "A": (0, -1, 0), "H": (0, 0, 1), "F": (0, 0, -1)}
+_LPS_LETTERS = {
+    "L": (1, 0, 0),
+    "R": (-1, 0, 0),
+    "P": (0, 1, 0),
+    "A": (0, -1, 0),
+    "H": (0, 0, 1),
+    "F": (0, 0, -1),
+}
 
 
 def _planar_geometry(frames: list[_Frame]) -> tuple[np.ndarray, list[int], list[str]]:

@@ -22,6 +22,8 @@ NON_IMAGE_SOP_PREFIXES = (
     "1.2.840.10008.5.1.4.1.1.104",  # Encapsulated documents (PDF, CDA, STL)
 )
 WHOLE_SLIDE_SOP = "1.2.840.10008.5.1.4.1.1.77.1.6"
+# SOP classes newer than pydicom's UID dictionary.
+_NEWER_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.66.7": "Label Map Segmentation Storage"}
 
 
 @dataclass
@@ -53,7 +55,7 @@ def sop_class_name(ds) -> str:
     if uid is None or not str(uid):
         return "unknown SOP class"
     name = getattr(uid, "name", "") or str(uid)
-    return name
+    return _NEWER_SOP_CLASSES.get(name, name)
 
 
 def has_pixels(ds) -> bool:
@@ -115,7 +117,9 @@ def scan_folder(folder: str | Path) -> list[SeriesInfo]:
     files = _dicom_candidates(folder)
     if not files:
         raise NotFoundError(
-            "folder holds no DICOM files", path=folder, hint="Point to a folder of .dcm files or to a single file"
+            "folder holds no DICOM files",
+            path=folder,
+            hint="Point to a folder of .dcm files or to a single file",
         )
     # Header parsing is mostly I/O-bound on a cold cache; threads overlap the reads.
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
@@ -158,7 +162,9 @@ def _series_key(ds) -> str:
     uid = str(ds.get("SeriesInstanceUID", "") or "")
     if uid:
         return uid
-    parts = [ds.get(k, "") for k in ("SeriesNumber", "Modality", "SeriesDescription", "FrameOfReferenceUID")]
+    parts = [
+        ds.get(k) or "" for k in ("SeriesNumber", "Modality", "SeriesDescription", "FrameOfReferenceUID")
+    ]
     return "(no SeriesInstanceUID: " + "/".join(str(p) for p in parts) + ")"
 
 

@@ -237,9 +237,7 @@ def _stored_values(image: Image, rescale) -> tuple[np.ndarray, float, float]:
     else:
         slope, intercept = (float(v) for v in rescale)
         if not (np.isfinite(slope) and np.isfinite(intercept) and slope != 0):
-            raise ValueError(
-                f"rescale must be a finite (slope, intercept) with slope != 0, got {rescale}"
-            )
+            raise ValueError(f"rescale must be a finite (slope, intercept) with slope != 0, got {rescale}")
         values = np.round((data.astype(np.float64) - intercept) / slope)
     lo, hi = (values.min(), values.max()) if values.size else (0, 0)
     unsigned = np.issubdtype(image.array.dtype, np.unsignedinteger) or image.array.dtype == bool
