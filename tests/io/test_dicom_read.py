@@ -1,5 +1,7 @@
 """DICOM reading on synthetic series: sorting, rescale, choice of series, irregular stacks."""
 
+import sys
+
 import numpy as np
 import pydicom
 import pytest
@@ -62,8 +64,11 @@ def test_float_rescale(tmp_path, ct):
     assert np.abs(img.array - ct.array).max() <= 0.5
 
 
-@pytest.mark.parametrize("syntax", ["implicit", "jpeg2000", "rle"])
-def test_transfer_syntaxes_decode_identically(tmp_path, ct, syntax):
+@pytest.mark.parametrize("syntax", ["implicit", "jpeg2000", "rle", "jpegls"])
+@pytest.mark.parametrize("imagecodecs", [True, False], ids=["imagecodecs", "pydicom-plugins"])
+def test_transfer_syntaxes_decode_identically(tmp_path, ct, syntax, imagecodecs, monkeypatch):
+    if not imagecodecs:  # the fallback decoders must give the same voxels
+        monkeypatch.setitem(sys.modules, "imagecodecs", None)
     write(ct, tmp_path / "s", transfer_syntax=syntax)
     np.testing.assert_array_equal(read(tmp_path / "s").array, ct.array)
 
@@ -72,6 +77,7 @@ def test_missing_decoder_names_the_package(tmp_path, ct, monkeypatch):
     from pydicom.pixels.decoders.base import Decoder
 
     write(ct, tmp_path / "s", transfer_syntax="jpeg2000")
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)
     monkeypatch.setattr(Decoder, "is_available", property(lambda self: False))
     with pytest.raises(MissingDependencyError, match="pylibjpeg-openjpeg"):
         read(tmp_path / "s")

@@ -8,6 +8,7 @@ anything else is a bug and says so. ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import sys
+from enum import Enum
 
 import typer
 
@@ -22,6 +23,16 @@ app = typer.Typer(
 )
 
 _state = {"debug": False}
+
+
+class Irregular(str, Enum):
+    """DICOM stacks with missing slices or uneven spacing: refuse, or interpolate."""
+
+    error = "error"
+    resample = "resample"
+
+
+IRREGULAR_HELP = "DICOM gaps or uneven slice spacing: error (report them) or resample (interpolate)."
 
 
 def _version(value: bool) -> None:

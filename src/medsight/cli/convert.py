@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from medsight.cli import app
+from medsight.cli import IRREGULAR_HELP, Irregular, app
 
 
 @app.command()
@@ -16,9 +16,7 @@ def convert(
         ..., help=".nii(.gz), .nrrd, .mha or .png; a folder (no suffix) for a DICOM series."
     ),
     series: str = typer.Option(None, "--series", help="DICOM: SeriesInstanceUID or series number."),
-    irregular: str = typer.Option(
-        "error", "--irregular", help="DICOM gaps or uneven slices: error or resample."
-    ),
+    irregular: Irregular = typer.Option(Irregular.error, "--irregular", help=IRREGULAR_HELP),
     label: bool = typer.Option(False, "--label", help="The image is a label map."),
     window: tuple[float, float] = typer.Option(None, "--window", help="PNG: display window CENTRE WIDTH."),
     slice_index: int = typer.Option(None, "--slice", help="PNG: which k slice of a 3D image."),
@@ -31,13 +29,13 @@ def convert(
 
     params = {
         "series": series,
-        "irregular": irregular,
+        "irregular": irregular.value,
         "label": label,
         "window": window,
         "slice": slice_index,
     }
     with Provenance(inputs=[source], parameters=params) as prov:
-        image = read(source, series=series, irregular=irregular, kind="label" if label else "intensity")
+        image = read(source, series=series, irregular=irregular.value, kind="label" if label else "intensity")
         if isinstance(image, MedMNISTDataset):
             raise UnsupportedError(
                 "a MedMNIST file is a dataset, not one image",

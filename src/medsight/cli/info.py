@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from medsight.cli import app
+from medsight.cli import IRREGULAR_HELP, Irregular, app
 
 
 @app.command()
@@ -17,14 +17,12 @@ def info(
         False, "--json", help="Print JSON: one object, or a list for several series."
     ),
     series: str = typer.Option(None, "--series", help="DICOM: SeriesInstanceUID or series number."),
-    irregular: str = typer.Option(
-        "error", "--irregular", help="DICOM gaps or uneven slices: error or resample."
-    ),
+    irregular: Irregular = typer.Option(Irregular.error, "--irregular", help=IRREGULAR_HELP),
 ) -> None:
     """Show geometry (RAS+ mm), value range and metadata of each image or series."""
     from medsight.io._summary import summarize
 
-    summaries = summarize(path, series=series, irregular=irregular)
+    summaries = summarize(path, series=series, irregular=irregular.value)
     if as_json:
         typer.echo(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
         return

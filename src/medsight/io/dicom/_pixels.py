@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import sys
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -36,34 +34,28 @@ def transfer_syntax(ds):
     return uid if uid else ImplicitVRLittleEndian
 
 
-# Compressed frames are decoded in worker processes when there are this many: the
-# decoders hold the GIL, and a 300-slice JPEG 2000 series takes seconds on one core.
-_PARALLEL_MIN_FILES = 16
+# Lossless (or identical-output) codecs in imagecodecs, which release the GIL so that a
+# series decodes on every core in threads; pydicom's plugins hold it.
+_IMAGECODECS = {
+    "1.2.840.10008.1.2.4.57": "ljpeg_decode",
+    "1.2.840.10008.1.2.4.70": "ljpeg_decode",
+    "1.2.840.10008.1.2.4.80": "jpegls_decode",
+    "1.2.840.10008.1.2.4.81": "jpegls_decode",
+    "1.2.840.10008.1.2.4.90": "jpeg2k_decode",
+    "1.2.840.10008.1.2.4.91": "jpeg2k_decode",
+    "1.2.840.10008.1.2.4.201": "jpeg2k_decode",
+    "1.2.840.10008.1.2.4.202": "jpeg2k_decode",
+    "1.2.840.10008.1.2.4.203": "jpeg2k_decode",
+}
 
 
 def decode_all(datasets: list, paths: list) -> list[np.ndarray]:
-    """Decode many data sets (one series); compressed ones in parallel processes."""
+    """Decode the data sets of one series, in threads (file reads and GIL-free codecs overlap)."""
     workers = min(os.cpu_count() or 1, 8)
-    compressed = [i for i, ds in enumerate(datasets) if transfer_syntax(ds).is_compressed]
-    if workers < 2 or len(compressed) < _PARALLEL_MIN_FILES:
+    if workers < 2 or len(datasets) < 4:
         return [decode_frames(ds, p) for ds, p in zip(datasets, paths)]
-    out: list = [None] * len(datasets)
-    todo = [paths[i] for i in compressed]
-    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        chunk = 1 if len(todo) < 2000 else 8  # small tasks keep both cores busy to the end
-        for i, arr in zip(compressed, pool.map(_decode_file, todo, chunksize=chunk)):
-            out[i] = arr
-    for i, (ds, p) in enumerate(zip(datasets, paths)):
-        if out[i] is None:
-            out[i] = decode_frames(ds, p)
-    return out
-
-
-def _decode_file(path) -> np.ndarray:
-    import pydicom
-
-    return decode_frames(pydicom.dcmread(path, force=True), path)
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(decode_frames, datasets, paths))
 
 
 def decode_frames(ds, path) -> np.ndarray:
@@ -73,6 +65,10 @@ def decode_frames(ds, path) -> np.ndarray:
     ts = transfer_syntax(ds)
     if not ts.is_compressed and ts.is_little_endian and int(ds.get("SamplesPerPixel", 1)) == 1:
         fast = _native_frames(ds, path)
+        if fast is not None:
+            return fast
+    if str(ts) in _IMAGECODECS and int(ds.get("SamplesPerPixel", 1)) == 1:
+        fast = _imagecodecs_frames(ds, _IMAGECODECS[str(ts)])
         if fast is not None:
             return fast
     return _plugin_frames(ds, path, ts)
@@ -101,6 +97,34 @@ def _native_frames(ds, path) -> np.ndarray | None:
         shift = bits - stored
         arr = (arr << shift) >> shift
     return arr
+
+
+def _imagecodecs_frames(ds, codec: str) -> np.ndarray | None:
+    """Grey-level frames through imagecodecs; None (use pydicom) when it is missing or unsure."""
+    try:
+        import imagecodecs
+        from pydicom.encaps import generate_frames
+    except ImportError:
+        return None
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    itemsize = max(1, int(ds.get("BitsAllocated", 8)) // 8)
+    try:
+        decoded = [
+            getattr(imagecodecs, codec)(f) for f in generate_frames(ds.PixelData, number_of_frames=frames)
+        ]
+    except Exception:  # let pydicom's plugins decode it, or report the error in their words
+        return None
+    first = decoded[0]
+    # Only take what pydicom would give unchanged: same shape, width and signedness.
+    if (
+        len(decoded) != frames
+        or first.shape != (int(ds.Rows), int(ds.Columns))
+        or first.dtype.itemsize != itemsize
+        or (first.dtype.kind == "i") != signed
+    ):
+        return None
+    return np.stack(decoded)
 
 
 def _plugin_frames(ds, path, ts) -> np.ndarray:

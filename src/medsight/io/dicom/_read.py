@@ -68,6 +68,8 @@ def read_dicom(path: str | Path, *, series: str | int | None = None, irregular: 
     Image
         Stored values with rescale slope and intercept applied (CT in HU).
     """
+    if irregular not in ("error", "resample"):
+        raise ValueError(f"irregular must be 'error' or 'resample', not {irregular!r}")
     path = Path(path)
     if path.is_dir():
         info = choose_series(scan_folder(path), series, path)
@@ -118,17 +120,17 @@ def read_series(info: SeriesInfo, *, irregular: Irregular = "error") -> Image:
         affine, order, warnings = _planar_geometry(frames)
     else:
         affine, order, warnings = _stack_geometry(frames, where)
-    voxels = _pixels(frames, order, info)
-    spacing_k = None
-    if warnings and irregular == "resample":
-        voxels, spacing_k, warnings = _resample_slices(voxels, frames, order, warnings)
-        affine[:3, 2] *= spacing_k / np.linalg.norm(affine[:3, 2])
-    elif warnings:
+    if warnings and irregular != "resample":  # report before spending time on decoding
         raise SeriesError(
             "; ".join(warnings),
             path=where,
             hint="Pass irregular='resample' (CLI: --irregular resample) to interpolate onto a uniform grid",
         )
+    voxels = _pixels(frames, order, info)
+    spacing_k = None
+    if warnings:
+        voxels, spacing_k, warnings = _resample_slices(voxels, frames, order, warnings)
+        affine[:3, 2] *= spacing_k / np.linalg.norm(affine[:3, 2])
     if _is_projection(frames):
         voxels = voxels[..., 0]
     metadata = collect_metadata(datasets[0], n_files=len(datasets))
