@@ -49,7 +49,7 @@ _SOP_CLASSES = {
     "MR": "1.2.840.10008.5.1.4.1.1.4",  # MR Image Storage
 }
 _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
-_PATIENT_DEFAULTS = {"PatientName": "Anonymous", "PatientID": "ANONYMOUS"}
+_PATIENT_DEFAULTS = {"PatientName": "Anonymous^", "PatientID": "ANONYMOUS"}  # "^": a family name, per PS3.5
 _PATIENT_DEFAULTS.update(PatientBirthDate="", PatientSex="")  # type 2: empty means unknown
 _PATIENT_KEYS = [*_PATIENT_DEFAULTS, "PatientAge", "PatientWeight", "PatientSize"]
 _TOL = 1e-4  # on unit vectors: about 0.006 degrees
