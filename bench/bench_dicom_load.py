@@ -127,7 +127,7 @@ def machine() -> dict:
     import SimpleITK as sitk
 
     versions = {}
-    for package in ("medsight", "numpy", "pydicom", "SimpleITK", "pylibjpeg", "pylibjpeg-openjpeg"):
+    for package in ("medsight", "numpy", "pydicom", "SimpleITK", "imagecodecs", "pylibjpeg-openjpeg"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
