@@ -20,16 +20,15 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from _machine import machine
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 HEAVY = ("torch", "monai", "SimpleITK", "pydicom", "nibabel", "scipy", "skimage", "PIL", "rich")
@@ -141,25 +140,10 @@ def main(argv: list[str] | None = None) -> dict:
         "commands": figures,
         "torch_imported": any(f.get("torch_imported") for f in figures.values()),
         "monai_imported": any(f.get("monai_imported") for f in figures.values()),
-        "machine": machine(),
+        "machine": machine(("typer", "rich", "pydicom", "numpy")),
     }
     print(json.dumps(result))
     return result
-
-
-def machine() -> dict:
-    versions = {}
-    for package in ("medsight", "typer", "rich", "pydicom", "numpy"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "versions": versions,
-    }
 
 
 if __name__ == "__main__":

@@ -18,13 +18,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +30,8 @@ try:
     import medsight  # noqa: F401
 except ImportError:  # running from a checkout without an install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from _machine import machine as common_machine
 
 from medsight.image import Image
 
@@ -126,21 +125,8 @@ def timed(fn, folder: Path) -> tuple[float, Image]:
 def machine() -> dict:
     import SimpleITK as sitk
 
-    versions = {}
-    for package in ("medsight", "numpy", "pydicom", "SimpleITK", "imagecodecs", "pylibjpeg-openjpeg"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "sitk_threads": sitk.ProcessObject.GetGlobalDefaultNumberOfThreads(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "versions": versions,
-    }
+    info = common_machine(("numpy", "pydicom", "SimpleITK", "imagecodecs", "pylibjpeg-openjpeg"))
+    return {**info, "sitk_threads": sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()}
 
 
 def main(argv: list[str] | None = None) -> dict:
