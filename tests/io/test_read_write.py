@@ -179,3 +179,15 @@ def test_write_refuses_unknown_and_two_file_formats(tmp_path, volume):
     with pytest.raises(NotFoundError):
         write(volume, tmp_path / "missing" / "v.nii")
     assert all(isinstance(e, MedsightError) for e in (FormatError("x"), UnsupportedError("y")))
+
+
+@pytest.mark.parametrize("suffix", [".mhd", ".nhdr"])
+def test_detached_header_formats_read(tmp_path, volume, suffix):
+    import SimpleITK as sitk
+
+    path = tmp_path / f"vol{suffix}"
+    sitk.WriteImage(volume.to_sitk(), str(path))
+    assert len(list(tmp_path.iterdir())) == 2  # header + data file
+    back = read(path)
+    np.testing.assert_array_equal(back.array, volume.array)
+    np.testing.assert_allclose(back.affine, volume.affine, atol=1e-5)

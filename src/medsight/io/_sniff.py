@@ -84,7 +84,7 @@ def sniff(path: str | Path) -> str | None:
         except (OSError, EOFError):
             return None
         return "nifti" if _is_nifti_header(inner) else None
-    text = head[:200].decode("ascii", errors="replace")
-    if "ObjectType" in text and "NDims" in text or text.startswith("ObjectType"):
+    text = head[:300].decode("ascii", errors="replace")
+    if text.lstrip().startswith(("ObjectType", "NDims")) or ("ObjectType" in text and "NDims" in text):
         return "metaimage"
     return None
