@@ -202,21 +202,20 @@ def _enhanced_frame(ds, i: int, frame, shared) -> _Frame:
     return _Frame(
         ds,
         i,
-        _floats(plane, "ImagePositionPatient") if plane is not None else None,
-        _floats(orient, "ImageOrientationPatient") if orient is not None else None,
-        _pixel_spacing(measures) if measures is not None else _pixel_spacing(ds),
+        _floats(plane, "ImagePositionPatient"),
+        _floats(orient, "ImageOrientationPatient"),
+        _pixel_spacing(measures if measures is not None else ds),
         slope,
         intercept,
     )
 
 
 def _floats(ds, keyword: str) -> np.ndarray | None:
+    """A numeric element (single or multi-valued) as a float array; None when absent or empty."""
     value = ds.get(keyword) if ds is not None else None
     if value is None or value == "":
         return None
-    return np.array(
-        value if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") else [value], float
-    )
+    return np.atleast_1d(np.array(value, dtype=float))
 
 
 def _pixel_spacing(ds) -> tuple[float, float] | None:
@@ -228,13 +227,12 @@ def _pixel_spacing(ds) -> tuple[float, float] | None:
 
 
 def _rescale(ds) -> tuple[float, float]:
-    slope = ds.get("RescaleSlope", None) if ds is not None else None
-    if slope is None and ds is not None:
-        slope = ds.get("DoseGridScaling", None)
-    intercept = ds.get("RescaleIntercept", None) if ds is not None else None
-    return float(slope if slope not in (None, "") else 1.0), float(
-        intercept if intercept not in (None, "") else 0.0
-    )
+    """(slope, intercept); RT dose grids scale by DoseGridScaling instead."""
+    slope = _floats(ds, "RescaleSlope")
+    if slope is None:
+        slope = _floats(ds, "DoseGridScaling")
+    intercept = _floats(ds, "RescaleIntercept")
+    return (1.0 if slope is None else float(slope[0]), 0.0 if intercept is None else float(intercept[0]))
 
 
 _LPS_LETTERS = {
