@@ -95,21 +95,21 @@ def read_header(path: Path):
         ) from exc
 
 
-def _files_under(folder: Path) -> list[Path]:
+def _files_under(folder: Path, recursive: bool) -> list[Path]:
     files = []
     for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
         files += [Path(root) / n for n in sorted(names) if not n.startswith(".") and n.upper() != "DICOMDIR"]
     return files
 
 
-def scan_folder(folder: str | Path) -> list[SeriesInfo]:
-    """Every DICOM series under `folder` (recursively), images first, by series number."""
+def scan_folder(folder: str | Path, *, recursive: bool = True) -> list[SeriesInfo]:
+    """Every DICOM series in `folder` (and its subfolders), images first, by series number."""
     folder = Path(folder)
     if not folder.is_dir():
         raise NotFoundError("no such folder", path=folder)
     # Serial on purpose: parsing is GIL-bound Python, and threads measured 2x slower here.
-    results = [_try_read_header(path) for path in _files_under(folder)]
+    results = [_try_read_header(path) for path in _files_under(folder, recursive)]
     found = [(path, ds) for path, ds in results if ds is not _NOT_DICOM]
     if not found:
         raise NotFoundError(
