@@ -4,5 +4,6 @@ This room never imports torch.
 """
 
 from medsight.audit.provenance import Provenance, sha256_file
+from medsight.audit.qc import Finding, Report, Thresholds, check_quality
 
-__all__ = ["Provenance", "sha256_file"]
+__all__ = ["Finding", "Provenance", "Report", "Thresholds", "check_quality", "sha256_file"]

@@ -27,6 +27,7 @@ exclusive; 3D boxes are ``[i0, j0, k0, i1, j1, k1]``.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -229,8 +230,7 @@ def _array_file_image(path: Path, fragment: str, *, kind: str) -> Image:
     """One image out of a MedMNIST-style ``.npz``: ``split/index``."""
     split, _, index = fragment.partition("/")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arr = npz[f"{split}_images"][int(index)]
+        arr = _npz_split(str(path), split, path.stat().st_mtime_ns)[int(index)]
     except FileNotFoundError:
         raise NotFoundError("no such file", path=path) from None
     except (KeyError, IndexError, ValueError) as exc:
@@ -242,6 +242,14 @@ def _array_file_image(path: Path, fragment: str, *, kind: str) -> Image:
     else:
         array = arr.T[None]
     return Image(array, kind=kind, metadata={"format": "medmnist", "path": f"{path}#{fragment}"})
+
+
+@functools.lru_cache(maxsize=4)
+def _npz_split(path: str, split: str, mtime_ns: int) -> np.ndarray:
+    """A split's image array, loaded once: an npz cannot be memory-mapped, and reloading it
+    for every sample made reading PneumoniaMNIST take minutes. The mtime keys out stale copies."""
+    with np.load(path, allow_pickle=False) as npz:
+        return npz[f"{split}_images"]
 
 
 def read_manifest(path: str | Path) -> Manifest:
