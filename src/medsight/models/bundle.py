@@ -1,0 +1,123 @@
+"""The model bundle: a folder with weights (safetensors, never pickle), plan, card, labels, hashes.
+
+    MODEL_DIR/
+      weights.safetensors   the network's state dict
+      plan.json             everything needed to rebuild and feed the network
+      model_card.json       intended use, data summary, metrics, limitations
+      labels.json           class names in output order
+      hashes.json           SHA-256 of weights, plan and labels; of the code and the data
+
+Loading checks the hashes, so a bundle edited by hand or cut short is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from medsight.audit.provenance import sha256_file
+from medsight.errors import FormatError, NotFoundError
+from medsight.io._atomic import atomic_path
+
+__all__ = ["Bundle", "code_hash", "load_bundle", "save_bundle", "write_json"]
+
+FILES = ("weights.safetensors", "plan.json", "model_card.json", "labels.json")
+
+
+@dataclass
+class Bundle:
+    folder: Path
+    plan: dict
+    card: dict
+    labels: list[str]
+    state_dict: dict
+
+    def build(self):
+        """The network with its trained weights, in eval mode."""
+        from medsight.models.registry import build_model
+
+        model = build_model(self.plan["network"])
+        model.load_state_dict(self.state_dict)
+        return model.eval()
+
+
+def write_json(data, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def code_hash() -> str:
+    """SHA-256 over MedSight's own source files: which code made a model."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def save_bundle(
+    folder: str | Path,
+    *,
+    state_dict: dict,
+    plan: dict,
+    card: dict,
+    labels: list[str],
+    data_hash: str | None = None,
+) -> Path:
+    """Write a bundle into `folder` (created if needed); each file atomically, hashes last."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    with atomic_path(folder / "weights.safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    write_json(plan, folder / "plan.json")
+    write_json(card, folder / "model_card.json")
+    write_json(list(labels), folder / "labels.json")
+    hashes = {name: sha256_file(folder / name) for name in FILES}
+    hashes["code"] = code_hash()
+    if data_hash:
+        hashes["data"] = data_hash
+    write_json(hashes, folder / "hashes.json")  # last: a bundle without it is incomplete
+    return folder
+
+
+def load_bundle(folder: str | Path, *, verify: bool = True) -> Bundle:
+    """Read a bundle; with `verify`, every file must match ``hashes.json``."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotFoundError("no such model folder", path=folder)
+    missing = [name for name in (*FILES, "hashes.json") if not (folder / name).is_file()]
+    if missing:
+        raise FormatError(
+            f"not a complete model bundle: {', '.join(missing)} missing",
+            path=folder,
+            hint="Train again, or copy the whole folder",
+        )
+    hashes = json.loads((folder / "hashes.json").read_text())
+    if verify:
+        for name in FILES:
+            if sha256_file(folder / name) != hashes.get(name):
+                raise FormatError(
+                    f"{name} does not match the bundle's hash: it was changed or is corrupt",
+                    path=folder,
+                    hint="Use the bundle as it was written, or retrain",
+                )
+    try:
+        state = load_file(str(folder / "weights.safetensors"))
+    except Exception as exc:  # safetensors raises its own error types on damaged files
+        raise FormatError(f"unreadable weights ({exc})", path=folder / "weights.safetensors") from exc
+    return Bundle(
+        folder=folder,
+        plan=json.loads((folder / "plan.json").read_text()),
+        card=json.loads((folder / "model_card.json").read_text()),
+        labels=json.loads((folder / "labels.json").read_text()),
+        state_dict=state,
+    )

@@ -1,0 +1,16 @@
+"""Classification: planning rules, preprocessing shared by training and prediction, metrics."""
+
+from medsight.tasks.classify.metrics import classification_metrics, expected_calibration_error, reliability
+from medsight.tasks.classify.plan import apply_overrides, fingerprint, make_plan
+from medsight.tasks.classify.preprocess import normalize, prepare
+
+__all__ = [
+    "apply_overrides",
+    "classification_metrics",
+    "expected_calibration_error",
+    "fingerprint",
+    "make_plan",
+    "normalize",
+    "prepare",
+    "reliability",
+]

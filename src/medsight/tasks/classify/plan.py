@@ -1,0 +1,206 @@
+"""Classification planning: a fingerprint of the data, then rules that write ``plan.json``.
+
+The fingerprint summarises the training data (classes and balance, 2D or 3D, channels,
+sizes, spacings, modality, intensities). The rules turn it, the time budget and a measured
+speed of the device into a plan: input size, normalisation, network, batch size, optimiser,
+schedule, augmentation, loss with class weights, and epochs that fit the budget. Training
+reads only the plan; every field can be overridden (``--set network.width=0.5``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections import Counter
+
+import numpy as np
+
+from medsight.errors import FormatError
+
+__all__ = ["apply_overrides", "fingerprint", "make_plan"]
+
+# Smallest number of epochs worth training; below it the plan shrinks the network or input.
+MIN_EPOCHS = 20
+MAX_EPOCHS = 200
+
+
+def fingerprint(
+    images: list, *, classes: list[str], class_counts: list[int], n: dict[str, int], multilabel: bool
+) -> dict:
+    """Summary of the training data from a sample of its `images` and the label counts.
+
+    Channels, dimension and modality are the most common ones; sizes and spacings are
+    medians per axis; intensities are pooled over the sampled images.
+    """
+    channels = Counter(im.num_channels for im in images).most_common(1)[0][0]
+    modality = Counter(im.metadata.get("modality") for im in images).most_common(1)[0][0]
+    values = np.concatenate(
+        [im.array.astype(np.float32).ravel()[:: max(1, im.array.size // 20000)] for im in images]
+    )
+    return {
+        "n": n,
+        "classes": classes,
+        "class_counts": class_counts,
+        "multilabel": multilabel,
+        "ndim": images[0].ndim,
+        "channels": channels,
+        "size": [int(v) for v in np.median([im.spatial_shape for im in images], axis=0)],
+        "spacing": [round(float(v), 4) for v in np.median([im.spacing for im in images], axis=0)],
+        "modality": modality,
+        "intensity": {
+            "mean": float(values.mean()),
+            "std": float(values.std()),
+            "p0_5": float(np.percentile(values, 0.5)),
+            "p99_5": float(np.percentile(values, 99.5)),
+        },
+    }
+
+
+def _candidates(fp: dict) -> list[dict]:
+    """Network and input-size options from the most to the least capable."""
+    size = fp["size"]
+    if fp["ndim"] == 2:
+        small = max(size) <= 64
+        sizes = [64, 48, 32] if small else [min(224, max(size)), 160, 128, 96, 64]
+        out = [{"size": s, "width": w, "depth": 18} for s in sizes for w in (0.5, 0.25)]
+        out += [{"size": sizes[-1], "width": 0.125, "depth": 10}]
+    else:
+        sizes = [max(size)] if max(size) <= 64 else [96, 64, 48]
+        out = [
+            {"size": s, "width": w, "depth": d}
+            for s in sizes
+            for (w, d) in ((0.5, 18), (0.25, 18), (0.25, 10))
+        ]
+    return out
+
+
+def _network(fp: dict, option: dict) -> dict:
+    return {
+        "name": "resnet",
+        "spatial_dims": fp["ndim"],
+        "in_channels": fp["channels"],
+        "num_classes": len(fp["classes"]),
+        "depth": option["depth"],
+        "width": option["width"],
+        "small_input": option["size"] <= 64,
+    }
+
+
+def _seconds_per_sample(network: dict, size: int, ndim: int, batch: int, device: str) -> float:
+    """Measured time of one training step per sample (forward, backward, update)."""
+    import torch
+
+    from medsight.models import build_model
+
+    model = build_model(network).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randn(batch, network["in_channels"], *([size] * ndim), device=device)
+    y = torch.zeros(batch, dtype=torch.long, device=device)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    times = []
+    for step in range(3):  # the first step warms up allocators and kernels
+        start = time.perf_counter()
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        if step:
+            times.append(time.perf_counter() - start)
+    return min(times) / batch
+
+
+def make_plan(
+    fp: dict, *, budget_min: float, device: str = "cpu", seed: int = 0, measure: bool = True
+) -> dict:
+    """Plan a training from fingerprint `fp` so that it fits `budget_min` minutes on `device`.
+
+    With `measure`, each candidate network is timed on the device and the most capable one
+    that still allows `MIN_EPOCHS` epochs is chosen; otherwise the smallest candidate.
+    """
+    n_train = fp["n"]["train"]
+    ndim = fp["ndim"]
+    batch = 128 if ndim == 2 else 16
+    batch = max(8, min(batch, n_train // 4 or 1))
+    budget_s = budget_min * 60 * 0.85  # leave room for validation, calibration and saving
+    chosen, per_sample, timings = None, None, []
+    options = _candidates(fp)
+    for option in options if measure else options[-1:]:
+        network = _network(fp, option)
+        sec = _seconds_per_sample(network, option["size"], ndim, min(batch, 32), device) if measure else 1e-3
+        epochs = budget_s / (sec * n_train * 1.15)  # +15% for validation passes
+        timings.append({**option, "s_per_sample": round(sec, 6), "epochs_in_budget": round(epochs, 1)})
+        if epochs >= MIN_EPOCHS:
+            chosen, per_sample = option, sec
+            break
+    if chosen is None:
+        chosen, per_sample = options[-1], timings[-1]["s_per_sample"]
+    epochs = int(np.clip(budget_s / (per_sample * n_train * 1.15), 1, MAX_EPOCHS))
+
+    counts = np.asarray(fp["class_counts"], float)
+    weights = np.sqrt(counts.sum() / np.maximum(counts, 1) / len(counts))  # softened inverse frequency
+    intensity = fp["intensity"]
+    if fp["modality"] == "CT":
+        normalize = {"kind": "ct", "clip": [intensity["p0_5"], intensity["p99_5"]]}
+    else:
+        normalize = {"kind": "zscore", "mean": intensity["mean"], "std": max(intensity["std"], 1e-6)}
+    return {
+        "task": "classify",
+        "version": 1,
+        "seed": seed,
+        "device": device,
+        "classes": fp["classes"],
+        "multilabel": fp["multilabel"],
+        "preprocess": {
+            "ndim": ndim,
+            "channels": fp["channels"],
+            "size": [chosen["size"]] * ndim,
+            "normalize": normalize,
+        },
+        "network": _network(fp, chosen),
+        "batch_size": batch,
+        "epochs": epochs,
+        "time_budget_min": budget_min,
+        "optimizer": {"name": "adamw", "lr": 2e-3, "weight_decay": 5e-4},
+        "schedule": {"name": "onecycle", "warmup_fraction": 0.1},
+        "augmentation": {"strength": "light", "elastic": False},
+        "loss": {
+            "name": "bce" if fp["multilabel"] else "cross_entropy",
+            "class_weights": [round(float(w), 4) for w in weights],
+            "label_smoothing": 0.0,
+        },
+        "selection": {"metric": "val_auc"},
+        "planning": {"candidates_timed": timings, "fingerprint": fp},
+    }
+
+
+def apply_overrides(plan: dict, overrides: list[str]) -> dict:
+    """``["network.width=0.5", "epochs=30"]`` -> a copy of `plan` with those fields set (JSON values)."""
+    plan = copy.deepcopy(plan)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise FormatError(f"override {item!r} is not KEY=VALUE", hint="e.g. --set network.width=0.5")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text  # a bare word: a string
+        node = plan
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise FormatError(
+                    f"override {item!r}: plan has no section {part!r}",
+                    hint=f"Sections: {', '.join(k for k, v in plan.items() if isinstance(v, dict))}",
+                )
+            node = node[part]
+        if parts[-1] not in node:
+            import difflib
+
+            close = difflib.get_close_matches(parts[-1], list(node), n=1)
+            maybe = f"; did you mean {close[0]!r}?" if close else ""
+            raise FormatError(f"override {item!r}: no plan field {key!r}{maybe}")
+        node[parts[-1]] = value
+    return plan

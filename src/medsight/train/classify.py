@@ -1,0 +1,297 @@
+"""`train_classifier`: data -> checks -> fingerprint -> plan -> inputs -> fit -> calibrate -> bundle.
+
+The test split is never read here: selection (best epoch, temperature, threshold) uses
+the validation split only. Datasets without splits get a seeded patient-level split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from medsight.data import Manifest, load_dataset
+from medsight.errors import FormatError, MedsightError
+from medsight.models.bundle import save_bundle, write_json
+from medsight.tasks.classify.metrics import classification_metrics
+from medsight.tasks.classify.plan import apply_overrides, fingerprint, make_plan
+from medsight.tasks.classify.preprocess import normalize, prepare
+
+__all__ = ["train_classifier"]
+
+_FINGERPRINT_IMAGES = 64
+
+
+def _check_labels(manifest: Manifest) -> tuple[list[str], bool]:
+    """Classes and whether the task is multi-label; clear errors for unusable labels."""
+    used = [s for s in manifest if s.split in ("train", "val")]
+    if not used:
+        raise FormatError("the dataset has no training samples", hint="Check the manifest and its splits")
+    unlabelled = [s.key for s in used if not s.labels]
+    if unlabelled:
+        raise FormatError(
+            f"{len(unlabelled)} training/validation sample(s) have no label, e.g. "
+            f"{', '.join(unlabelled[:3])}",
+            hint="Label them or remove them from the manifest",
+        )
+    classes = manifest.class_names
+    unknown = sorted({label for s in used for label in s.labels} - set(classes))
+    if unknown:
+        files = [s.key for s in used if set(s.labels) & set(unknown)][:3]
+        raise FormatError(
+            f"label(s) {unknown} are not among the declared classes {classes}, e.g. in {', '.join(files)}",
+            hint="Fix the labels or the manifest's 'classes'",
+        )
+    present = {label for s in manifest if s.split == "train" for label in s.labels}
+    if len(present) < 2:
+        raise FormatError(
+            f"the training split holds a single class ({', '.join(present) or 'none'})",
+            hint="A classifier needs at least two classes in its training data",
+        )
+    if not any(s.split == "val" for s in manifest):
+        raise FormatError("the dataset has no validation split", hint="Split it: medsight dataset split")
+    multilabel = any(isinstance(s.label, list) and len(s.labels) != 1 for s in used)
+    return classes, multilabel
+
+
+def _targets(samples, classes: list[str], multilabel: bool) -> np.ndarray:
+    index = {c: i for i, c in enumerate(classes)}
+    if multilabel:
+        y = np.zeros((len(samples), len(classes)), np.float32)
+        for row, s in enumerate(samples):
+            y[row, [index[label] for label in s.labels]] = 1
+        return y
+    return np.array([index[s.labels[0]] for s in samples], np.int64)
+
+
+def _load_inputs(manifest: Manifest, samples, pre: dict) -> np.ndarray:
+    """All inputs at the plan's size; every unreadable or unfit file is named before training."""
+    arrays, problems = [], []
+    for s in samples:
+        try:
+            arrays.append(prepare(manifest.load_image(s), pre))
+        except MedsightError as exc:
+            problems.append(f"{s.key} ({exc.problem})")
+    if problems:
+        raise FormatError(
+            f"{len(problems)} image(s) cannot be used: {'; '.join(problems[:5])}",
+            hint="Fix or remove them (medsight qc lists every problem)",
+        )
+    return np.stack(arrays)
+
+
+def _fingerprint(manifest: Manifest, classes, multilabel) -> dict:
+    train = [s for s in manifest if s.split == "train"]
+    rng = np.random.default_rng(0)
+    picked = [
+        train[i] for i in sorted(rng.choice(len(train), min(len(train), _FINGERPRINT_IMAGES), replace=False))
+    ]
+    images = []
+    for s in picked:
+        try:
+            images.append(manifest.load_image(s))
+        except MedsightError:
+            continue  # reported with the file names when the inputs are loaded
+    if not images:
+        raise FormatError(
+            "none of the sampled training images can be read", hint="Run medsight qc on the data"
+        )
+    dims = Counter(im.ndim for im in images)
+    if len(dims) > 1:
+        raise FormatError(
+            f"the training images mix 2D and 3D ({dict(dims)})", hint="Train one model per dimension"
+        )
+    y = _targets(train, classes, multilabel)
+    counts = (y.sum(0) if multilabel else np.bincount(y, minlength=len(classes))).astype(int).tolist()
+    n = {split: sum(s.split == split for s in manifest) for split in ("train", "val")}
+    return fingerprint(images, classes=classes, class_counts=counts, n=n, multilabel=multilabel)
+
+
+def _data_hash(manifest: Manifest) -> str:
+    text = json.dumps([s.to_dict() for s in manifest if s.split in ("train", "val")], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def train_classifier(
+    data: str | Path | Manifest,
+    out_dir: str | Path,
+    *,
+    budget_min: float = 10.0,
+    device: str = "cpu",
+    seed: int = 0,
+    overrides: list[str] = (),
+    resume: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Train, calibrate and bundle a classifier; returns the validation summary.
+
+    `out_dir` becomes a model bundle (see `medsight.models.bundle`) plus ``history.jsonl``
+    and the checkpoint a ``resume=True`` run continues from.
+    """
+    import torch
+
+    from medsight.data.splits import split_dataset
+    from medsight.models import build_model
+    from medsight.train.calibrate import fit_temperature
+    from medsight.train.loop import BEST, fit
+
+    out_dir = Path(out_dir)
+    manifest = data if isinstance(data, Manifest) else load_dataset(data)
+    notes = []
+    if not any(s.split == "val" for s in manifest):
+        manifest, notes = split_dataset(manifest, seed=seed)
+    classes, multilabel = _check_labels(manifest)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise FormatError(
+            "--device cuda asked for, but torch sees no CUDA device",
+            hint="Use --device cpu, or install a CUDA build of torch (TORCH_SPEC)",
+        )
+    if device == "cpu":  # every core: the default may count only physical ones
+        torch.set_num_threads(os.cpu_count() or 1)
+
+    plan_path = out_dir / "plan.json"
+    if resume and plan_path.is_file():
+        plan = json.loads(plan_path.read_text())
+    else:
+        fp = _fingerprint(manifest, classes, multilabel)
+        plan = apply_overrides(
+            make_plan(fp, budget_min=budget_min, device=device, seed=seed), list(overrides)
+        )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(plan, plan_path)
+
+    train = [s for s in manifest if s.split == "train"]
+    val = [s for s in manifest if s.split == "val"]
+    pre = plan["preprocess"]
+    x_train = torch.from_numpy(_load_inputs(manifest, train, pre))
+    x_val = torch.from_numpy(_load_inputs(manifest, val, pre))
+    y_train = torch.from_numpy(_targets(train, classes, multilabel))
+    y_val = _targets(val, classes, multilabel)
+
+    dev = torch.device(plan["device"])
+    weights = torch.tensor(plan["loss"]["class_weights"], dtype=torch.float32, device=dev)
+    if multilabel:
+        criterion = torch.nn.BCEWithLogitsLoss(pos_weight=weights)
+    else:
+        criterion = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=plan["loss"]["label_smoothing"])
+
+    def val_logits(model) -> np.ndarray:
+        out = [
+            model(normalize(x_val[i : i + 256].to(dev), pre["normalize"])).float().cpu()
+            for i in range(0, len(x_val), 256)
+        ]
+        return torch.cat(out).numpy()
+
+    def validate(model) -> dict:
+        logits = val_logits(model)
+        probs = _probabilities(logits, multilabel)
+        loss = float(criterion(torch.from_numpy(logits).to(dev), torch.from_numpy(y_val).to(dev)))
+        metrics = classification_metrics(y_val, probs, multilabel=multilabel)
+        return {"val_loss": loss, "val_auc": metrics["auc"], "val_accuracy": metrics["accuracy"]}
+
+    from medsight.data.augment import default_augmentation
+
+    aug = plan["augmentation"]
+    augment = (
+        default_augmentation(pre["ndim"], strength=aug["strength"], elastic=aug["elastic"])
+        if aug.get("strength") not in (None, "none")
+        else None
+    )
+    model = build_model(plan["network"])
+    result = fit(
+        model,
+        inputs=x_train,
+        targets=y_train,
+        loss_fn=criterion,
+        validate=validate,
+        plan=plan,
+        out_dir=out_dir,
+        prepare_batch=lambda x: normalize(x, pre["normalize"]),
+        augment=augment,
+        resume=resume,
+        progress=progress,
+    )
+
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(str(out_dir / BEST)))
+    model.to(dev).eval()
+    with torch.no_grad():
+        logits = val_logits(model)
+    temperature = fit_temperature(logits, y_val, multilabel=multilabel)
+    probs = _probabilities(logits / temperature, multilabel)
+    threshold = _youden_threshold(y_val, probs[:, 1]) if probs.shape[1] == 2 and not multilabel else 0.5
+    val_metrics = classification_metrics(y_val, probs, multilabel=multilabel, threshold=threshold)
+    uncalibrated = classification_metrics(
+        y_val, _probabilities(logits, multilabel), multilabel=multilabel, threshold=threshold
+    )
+    plan = {**plan, "calibration": {"temperature": temperature, "threshold": threshold}}
+    card = _model_card(manifest, plan, result, val_metrics, uncalibrated, notes)
+    save_bundle(
+        out_dir,
+        state_dict=model.state_dict(),
+        plan=plan,
+        card=card,
+        labels=classes,
+        data_hash=_data_hash(manifest),
+    )
+    return card
+
+
+def _probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
+    if multilabel:
+        return 1 / (1 + np.exp(-logits))
+    z = logits - logits.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def _youden_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    """The validation threshold maximising sensitivity + specificity (robust to prevalence shift)."""
+    from sklearn.metrics import roc_curve
+
+    if len(np.unique(y)) < 2:
+        return 0.5
+    fpr, tpr, thresholds = roc_curve(y, p)
+    best = int(np.argmax(tpr - fpr))
+    return float(np.clip(thresholds[best], 1e-6, 1 - 1e-6))
+
+
+def _model_card(manifest, plan, result, val_metrics, uncalibrated, notes) -> dict:
+    counts = Counter(s.split for s in manifest)
+    return {
+        "intended_use": "Research use only: image classification of "
+        f"{', '.join(plan['classes'])}; not a medical device.",
+        "task": "classify",
+        "data": {
+            "name": manifest.name,
+            "source": manifest.source,
+            "samples": {k or "none": v for k, v in counts.items()},
+            "class_counts_train": plan["planning"]["fingerprint"]["class_counts"],
+        },
+        "training": {
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "elapsed_s": round(result.elapsed_s, 1),
+            "stopped_by_time_budget": result.stopped_by_budget,
+            "device": plan["device"],
+            "seed": plan["seed"],
+            "python": platform.python_version(),
+        },
+        "validation": {
+            "calibrated": val_metrics,
+            "before_calibration": {"ece": uncalibrated.get("ece")},
+            "temperature": plan["calibration"]["temperature"],
+            "threshold": plan["calibration"]["threshold"],
+        },
+        "limitations": [
+            "Metrics are on the validation split used for model selection; "
+            "evaluate on a held-out test split (medsight evaluate) for unbiased figures.",
+            *notes,
+        ],
+    }

@@ -1,0 +1,244 @@
+"""The one training loop: batches from an in-memory cache, augmentation, checkpoints, history.
+
+Task specifics come in as arguments (the loss, how to validate), never as subclasses.
+After every epoch the loop appends a line to ``history.jsonl``, keeps the weights that
+score best on validation (``best.safetensors``) and writes a checkpoint; a run killed at
+any moment resumes from its last finished epoch. It stops early when the next epoch
+would overrun the time budget.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from medsight.io._atomic import atomic_path
+from medsight.train.checkpoint import STATE, load_checkpoint, save_checkpoint
+
+__all__ = ["FitResult", "fit"]
+
+HISTORY = "history.jsonl"
+BEST = "best.safetensors"
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_metrics: dict
+    epochs_run: int
+    elapsed_s: float
+    stopped_by_budget: bool
+
+
+def fit(
+    model,
+    *,
+    inputs,
+    targets,
+    loss_fn: Callable,
+    validate: Callable[[object], dict],
+    plan: dict,
+    out_dir: Path,
+    prepare_batch: Callable | None = None,
+    augment=None,
+    resume: bool = False,
+    progress: bool = True,
+) -> FitResult:
+    """Train `model` on cached tensors `inputs` ``(N, C, *spatial)`` and `targets`.
+
+    Parameters
+    ----------
+    loss_fn : callable
+        ``loss_fn(logits, targets) -> scalar tensor``.
+    validate : callable
+        ``validate(model) -> {"val_auc": ..., ...}``; the plan's ``selection.metric`` is maximised.
+    plan : dict
+        Uses ``epochs``, ``batch_size``, ``optimizer``, ``schedule``, ``seed``, ``device``,
+        ``time_budget_min`` and ``selection``.
+    prepare_batch : callable, optional
+        Applied to each batch of inputs on the device before augmentation (normalisation).
+    augment : medsight.data.augment.Pipeline, optional
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    device = torch.device(plan.get("device", "cpu"))
+    model.to(device)
+    epochs, batch_size = int(plan["epochs"]), int(plan["batch_size"])
+    n = len(inputs)
+    steps_per_epoch = max(1, n // batch_size)  # the last partial batch is dropped (BatchNorm)
+    opt_spec = plan["optimizer"]
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=opt_spec["lr"], weight_decay=opt_spec["weight_decay"]
+    )
+
+    def schedule(total_epochs: int):
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=opt_spec["lr"],
+            total_steps=total_epochs * steps_per_epoch,
+            pct_start=plan["schedule"].get("warmup_fraction", 0.1),
+        )
+
+    if resume and (out_dir / STATE).is_file():  # a resumed run keeps the epoch count it settled on
+        epochs = int(json.loads((out_dir / STATE).read_text())["state"].get("epochs", epochs))
+    scheduler = schedule(epochs)
+    generator = torch.Generator().manual_seed(int(plan.get("seed", 0)))
+    torch.manual_seed(int(plan.get("seed", 0)))
+    metric = plan["selection"]["metric"]
+    budget_s = float(plan.get("time_budget_min") or 1e9) * 60
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    state = {
+        "epoch": 0,
+        "epochs": epochs,
+        "elapsed_s": 0.0,
+        "best": None,
+        "best_epoch": 0,
+        "best_metrics": {},
+    }
+    if resume and (out_dir / STATE).is_file():
+        state = load_checkpoint(
+            out_dir, model=model, optimizer=optimizer, scheduler=scheduler, generator=generator
+        )
+    _trim_history(out_dir / HISTORY, state["epoch"])
+
+    bar = _progress(progress, epochs, state["epoch"])
+    start = time.perf_counter() - state["elapsed_s"]
+    last_epoch_s, stopped = 0.0, False
+    try:
+        epoch = state["epoch"]
+        while epoch < epochs:
+            epoch += 1
+            elapsed = time.perf_counter() - start
+            if epoch > 1 and elapsed + last_epoch_s > budget_s:
+                stopped = True
+                break
+            epoch_start = time.perf_counter()
+            model.train()
+            order = torch.randperm(n, generator=generator)
+            total = 0.0
+            for step in range(steps_per_epoch):
+                index = order[step * batch_size : (step + 1) * batch_size]
+                x = inputs[index].to(device, non_blocking=True)
+                y = targets[index].to(device, non_blocking=True)
+                if prepare_batch is not None:
+                    x = prepare_batch(x)
+                if augment is not None:
+                    from medsight.data.augment import Batch
+
+                    x = augment(Batch(x), generator=generator)[0].image
+                loss = loss_fn(model(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                total += float(loss.detach())
+                if bar:
+                    bar.update(step=step + 1, steps=steps_per_epoch, loss=total / (step + 1))
+            model.eval()
+            with torch.no_grad():
+                metrics = validate(model)
+            last_epoch_s = time.perf_counter() - epoch_start
+            elapsed = time.perf_counter() - start
+            line = {
+                "epoch": epoch,
+                "elapsed_s": round(elapsed, 2),
+                "train_loss": round(total / steps_per_epoch, 6),
+                **{k: round(float(v), 6) for k, v in metrics.items()},
+            }
+            _append(out_dir / HISTORY, line)
+            score = metrics.get(metric)
+            if score is not None and (state["best"] is None or score > state["best"]):
+                state.update(best=float(score), best_epoch=epoch, best_metrics=line)
+                with atomic_path(out_dir / BEST) as tmp:
+                    save_file(
+                        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp)
+                    )
+            remaining = epochs - epoch
+            if epoch == min(2, epochs) and last_epoch_s * remaining > budget_s - elapsed:
+                # The measured second epoch (the first pays for warm-up) says the plan's epochs
+                # overrun the budget: fewer epochs, and a schedule that still anneals within them.
+                epochs = epoch + max(0, int((budget_s - elapsed) / last_epoch_s))
+                with warnings.catch_warnings():  # stepping a fresh scheduler to where we are
+                    warnings.simplefilter("ignore", UserWarning)
+                    scheduler = schedule(epochs)
+                    for _ in range(epoch * steps_per_epoch):
+                        scheduler.step()
+                if bar:
+                    bar.retotal(epochs)
+            state.update(epoch=epoch, epochs=epochs, elapsed_s=elapsed)
+            save_checkpoint(
+                out_dir,
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                generator=generator,
+                state=state,
+            )
+            if bar:
+                bar.epoch_done(epoch, line, metric)
+    finally:
+        if bar:
+            bar.close()
+    return FitResult(state["best_epoch"], state["best_metrics"], state["epoch"], state["elapsed_s"], stopped)
+
+
+def _append(path: Path, line: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _trim_history(path: Path, last_epoch: int) -> None:
+    """Keep the lines of finished (checkpointed) epochs only: a resumed run writes the rest."""
+    if not path.is_file():
+        return
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    kept = [ln for ln in lines if json.loads(ln).get("epoch", 0) <= last_epoch]
+    if kept != lines:
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+
+
+class _Progress:
+    """A rich progress bar: epoch, loss, validation metric, time left."""
+
+    def __init__(self, epochs: int, done: int):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}/{task.total}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self.task = self.progress.add_task("train", total=epochs, completed=done, epoch=done + 1, info="")
+        self.progress.start()
+        self.last = ""
+
+    def update(self, *, step: int, steps: int, loss: float) -> None:
+        self.progress.update(self.task, info=f"step {step}/{steps} loss {loss:.4f} {self.last}")
+
+    def epoch_done(self, epoch: int, line: dict, metric: str) -> None:
+        value = line.get(metric)
+        self.last = f"{metric} {value:.4f}" if value is not None else ""
+        self.progress.update(self.task, completed=epoch, epoch=epoch + 1, info=self.last)
+
+    def retotal(self, epochs: int) -> None:
+        self.progress.update(self.task, total=epochs)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def _progress(enabled: bool, epochs: int, done: int):
+    return _Progress(epochs, done) if enabled else None
