@@ -29,7 +29,8 @@ def demo(
 
     console = Console()
     out.mkdir(parents=True, exist_ok=True)
-    ct, labels = body_ct(seed=seed)
+    phantom = body_ct(seed=seed)
+    ct, labels = phantom.image, phantom.mask
     console.print(f"[bold]1. Phantom[/]: {ct}")
 
     dicom_dir = out / "ct_dicom"
