@@ -45,7 +45,9 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("cls")
     manifest = make_dataset(root / "data")
     path = write_manifest(manifest, root / "data" / "manifest.json")
-    card = train_classifier(path, root / "model", budget_min=1, overrides=[*FAST, "epochs=6"], progress=False)
+    card = train_classifier(
+        path, root / "model", budget_min=60, overrides=[*FAST, "epochs=6"], progress=False
+    )
     return root, card
 
 
@@ -105,11 +107,11 @@ def test_resume_after_interruption_keeps_finished_epochs(tmp_path, monkeypatch):
 
     monkeypatch.setattr(loop, "save_checkpoint", killed_after_two)
     with pytest.raises(KeyboardInterrupt):
-        train_classifier(path, tmp_path / "m", budget_min=1, overrides=[*FAST, "epochs=4"], progress=False)
+        train_classifier(path, tmp_path / "m", budget_min=60, overrides=[*FAST, "epochs=4"], progress=False)
     monkeypatch.setattr(loop, "save_checkpoint", real)
     history = (tmp_path / "m" / "history.jsonl").read_text().splitlines()
     assert len(history) == 2
-    train_classifier(path, tmp_path / "m", budget_min=1, resume=True, progress=False)
+    train_classifier(path, tmp_path / "m", budget_min=60, resume=True, progress=False)
     epochs = [
         json.loads(line)["epoch"] for line in (tmp_path / "m" / "history.jsonl").read_text().splitlines()
     ]
@@ -122,7 +124,7 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path, monkeypatch):
 
     manifest = make_dataset(tmp_path / "data", n=32)
     path = write_manifest(manifest, tmp_path / "data" / "m.json")
-    train_classifier(path, tmp_path / "a", budget_min=1, overrides=[*FAST, "epochs=3"], progress=False)
+    train_classifier(path, tmp_path / "a", budget_min=60, overrides=[*FAST, "epochs=3"], progress=False)
     real = loop.save_checkpoint
 
     def killed(*args, **kwargs):
@@ -131,9 +133,9 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(loop, "save_checkpoint", killed)
     with pytest.raises(KeyboardInterrupt):
-        train_classifier(path, tmp_path / "b", budget_min=1, overrides=[*FAST, "epochs=3"], progress=False)
+        train_classifier(path, tmp_path / "b", budget_min=60, overrides=[*FAST, "epochs=3"], progress=False)
     monkeypatch.setattr(loop, "save_checkpoint", real)
-    train_classifier(path, tmp_path / "b", budget_min=1, resume=True, progress=False)
+    train_classifier(path, tmp_path / "b", budget_min=60, resume=True, progress=False)
     a = [json.loads(x)["train_loss"] for x in (tmp_path / "a" / "history.jsonl").read_text().splitlines()]
     b = [json.loads(x)["train_loss"] for x in (tmp_path / "b" / "history.jsonl").read_text().splitlines()]
     np.testing.assert_allclose(a, b, rtol=1e-4)  # same losses: weights, optimiser and RNG restored
@@ -164,7 +166,7 @@ def test_bad_input_fails_before_training_with_file_names(tmp_path, edit, message
 
     path = _bad(tmp_path, edit, classes=["square", "disc"])
     with pytest.raises(FormatError, match=message):
-        train_classifier(path, tmp_path / "m", budget_min=0.2, overrides=FAST, progress=False)
+        train_classifier(path, tmp_path / "m", budget_min=60, overrides=FAST, progress=False)
     assert not (tmp_path / "m" / "weights.safetensors").exists()
 
 
@@ -177,7 +179,7 @@ def test_mixed_2d_and_3d_refused(tmp_path):
         s.image = f"../d3/{s.image}"
     m = Manifest(two.samples + three.samples, root=tmp_path / "d", classes=["square", "disc"])
     with pytest.raises(FormatError, match="mix 2D and 3D|3D image, but the model takes 2D"):
-        train_classifier(m, tmp_path / "m", budget_min=0.2, overrides=FAST, progress=False)
+        train_classifier(m, tmp_path / "m", budget_min=60, overrides=FAST, progress=False)
 
 
 def test_plan_overrides_are_checked():

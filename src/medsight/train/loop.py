@@ -231,7 +231,8 @@ class _Progress:
     def epoch_done(self, epoch: int, line: dict, metric: str) -> None:
         value = line.get(metric)
         self.last = f"{metric} {value:.4f}" if value is not None else ""
-        self.progress.update(self.task, completed=epoch, epoch=epoch + 1, info=self.last)
+        total = self.progress.tasks[0].total
+        self.progress.update(self.task, completed=epoch, epoch=min(epoch + 1, int(total)), info=self.last)
 
     def retotal(self, epochs: int) -> None:
         self.progress.update(self.task, total=epochs)

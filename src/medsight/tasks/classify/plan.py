@@ -62,7 +62,13 @@ def _candidates(fp: dict) -> list[dict]:
     size = fp["size"]
     if fp["ndim"] == 2:
         small = max(size) <= 64
-        sizes = [64, 48, 32] if small else [min(224, max(size)), 160, 128, 96, 64]
+        sizes = (
+            [64, 48, 32]
+            if small
+            else sorted(
+                {min(224, max(size)), *(s for s in (160, 128, 96, 64) if s < max(size))}, reverse=True
+            )
+        )
         out = [{"size": s, "width": w, "depth": 18} for s in sizes for w in (0.5, 0.25)]
         out += [{"size": sizes[-1], "width": 0.125, "depth": 10}]
     else:
@@ -88,28 +94,30 @@ def _network(fp: dict, option: dict) -> dict:
 
 
 def _seconds_per_sample(network: dict, size: int, ndim: int, batch: int, device: str) -> float:
-    """Measured time of one training step per sample (forward, backward, update)."""
+    """Measured time of one training step per sample: augmentation, forward, backward, update."""
     import torch
 
+    from medsight.data.augment import Batch, default_augmentation
     from medsight.models import build_model
 
     model = build_model(network).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    augment = default_augmentation(ndim, strength="light")
+    generator = torch.Generator().manual_seed(0)
     x = torch.randn(batch, network["in_channels"], *([size] * ndim), device=device)
     y = torch.zeros(batch, dtype=torch.long, device=device)
     loss_fn = torch.nn.CrossEntropyLoss()
     times = []
-    for step in range(3):  # the first step warms up allocators and kernels
+    for _ in range(4):  # the first step warms up allocators and kernels
         start = time.perf_counter()
-        loss = loss_fn(model(x), y)
+        loss = loss_fn(model(augment(Batch(x), generator=generator)[0].image), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        if step:
-            times.append(time.perf_counter() - start)
-    return min(times) / batch
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[1:])) / batch
 
 
 def make_plan(
@@ -129,7 +137,7 @@ def make_plan(
     options = _candidates(fp)
     for option in options if measure else options[-1:]:
         network = _network(fp, option)
-        sec = _seconds_per_sample(network, option["size"], ndim, min(batch, 32), device) if measure else 1e-3
+        sec = _seconds_per_sample(network, option["size"], ndim, min(batch, 64), device) if measure else 1e-3
         epochs = budget_s / (sec * n_train * 1.15)  # +15% for validation passes
         timings.append({**option, "s_per_sample": round(sec, 6), "epochs_in_budget": round(epochs, 1)})
         if epochs >= MIN_EPOCHS:
