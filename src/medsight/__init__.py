@@ -6,11 +6,17 @@ The map (each room may import only the rooms above it):
 - ``image``: ``Image``, a channel-first array with a 4x4 affine to RAS+ mm, kind and metadata.
 - ``io``: ``read`` and ``write`` for DICOM, NIfTI, NRRD, MetaImage, PNG/JPEG/TIFF/GIF/BMP and
   MedMNIST files; atomic writes.
-- ``audit``: provenance sidecars (later: data quality, bias metrics, audit trail).
+- ``data``: dataset manifests, importers, patient-level splits, augmentation, synthetic phantoms.
+- ``models``: networks built by name (MONAI) and the model bundle (safetensors + plan + card).
+- ``tasks``: per task (classify): planning rules, preprocessing, metrics; bootstrap intervals.
+- ``train``: the training loop, checkpoints and resume, calibration; `train_classifier`.
+- ``infer``: predictors from bundles (torch, ONNX Runtime), evaluation on a split.
+- ``audit``: provenance sidecars and data quality checks (later: bias metrics, audit trail).
+- ``report``: plots (ROC, PR, reliability, confusion); later the validation report.
 - ``cli``: the ``medsight`` command (Typer); a thin shell over the rooms above.
 
-Rooms planned in ``docs/architecture.md`` (data, models, tasks, train, infer, enhance, mesh,
-longitudinal, explain, report, deid, serve) arrive with later issues.
+Rooms still to come (enhance, mesh, longitudinal, explain, deid, serve) are planned in
+``docs/architecture.md``.
 """
 
 __version__ = "0.1.0"

@@ -163,9 +163,7 @@ def test_boxes_follow_an_elastic_warp(ndim):
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_flips_are_exact_for_image_mask_and_boxes(ndim):
     image, mask = phantom(SHAPES[ndim], objects_for(ndim))
-    boxes = torch.tensor(
-        [[1.0, 2.0, 3.0, 9.0, 10.0, 11.0][: 2 * ndim] if ndim == 3 else [1.0, 2.0, 9.0, 10.0]]
-    )
+    boxes = torch.tensor([[1.0, 2.0, 3.0][:ndim] + [9.0, 10.0, 11.0][:ndim]])
     shape = torch.tensor(SHAPES[ndim], dtype=torch.float64)
     for axes in itertools.chain.from_iterable(
         itertools.combinations(range(ndim), k) for k in range(1, ndim + 1)

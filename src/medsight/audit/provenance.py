@@ -10,7 +10,6 @@ folder output, ``provenance.json`` inside it)::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -19,17 +18,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from medsight.io._atomic import atomic_path
+from medsight.io._atomic import atomic_path, sha256_file
 
 SIDECAR_SUFFIX = ".provenance.json"
 
 
-def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _describe(path: Path) -> dict:

@@ -52,7 +52,7 @@ def _root(
 
 
 # Command modules register themselves on `app`; they import heavy libraries lazily.
-from medsight.cli import convert, dataset, demo, info, predict, qc, synth, train  # noqa: F401
+from medsight.cli import convert, dataset, demo, evaluate, export, info, predict, qc, synth, train  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:

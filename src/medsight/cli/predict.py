@@ -18,6 +18,7 @@ def predict(
     inputs: list[Path] = typer.Argument(..., help="Image files, folders of images, or DICOM series folders."),
     out: Path = typer.Option(None, "--out", help="Write .csv or .json (default: print JSON lines)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    engine: str = typer.Option("torch", "--engine", help="torch, or onnx (after medsight export onnx)."),
 ) -> None:
     """Apply the model's own preprocessing, then predict; one row per input."""
     from medsight.audit import Provenance

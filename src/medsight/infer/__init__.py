@@ -1,5 +1,7 @@
-"""Prediction from model bundles: the plan's preprocessing, then the network, then post-processing."""
+"""Prediction from model bundles (torch or ONNX Runtime) and evaluation on a dataset split."""
 
 from medsight.infer.classify import Classifier
+from medsight.infer.evaluate import evaluate_classifier
+from medsight.infer.onnx import OnnxClassifier, export_onnx, load_predictor
 
-__all__ = ["Classifier"]
+__all__ = ["Classifier", "OnnxClassifier", "evaluate_classifier", "export_onnx", "load_predictor"]

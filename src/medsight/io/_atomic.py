@@ -7,12 +7,13 @@ either the old file (or none) is there, or the complete new one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "temp_name"]
+__all__ = ["atomic_path", "sha256_file", "temp_name"]
 
 
 def temp_name(path: str | os.PathLike) -> Path:
@@ -77,3 +78,12 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

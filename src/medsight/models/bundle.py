@@ -17,9 +17,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from medsight.audit.provenance import sha256_file
 from medsight.errors import FormatError, NotFoundError
-from medsight.io._atomic import atomic_path
+from medsight.io._atomic import atomic_path, sha256_file
 
 __all__ = ["Bundle", "code_hash", "load_bundle", "save_bundle", "write_json"]
 

@@ -1,0 +1,121 @@
+"""`medsight evaluate MODEL_DIR DATA --split test [--json] [--out DIR]`: metrics with patient-level CIs."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from medsight.cli import app
+
+
+class Engine(str, Enum):
+    """Which runtime runs the network."""
+
+    torch = "torch"
+    onnx = "onnx"
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Argument(..., help="Classification model bundle folder."),
+    data: Path = typer.Argument(..., help="Labelled, split dataset: manifest, folder or file."),
+    split: str = typer.Option("test", "--split", help="Which split of the data to evaluate."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
+    out: Path = typer.Option(
+        None, "--out", help="Folder for metrics.json, predictions.csv and plots (with a provenance record)."
+    ),
+    n_boot: int = typer.Option(1000, "--n-boot", min=0, help="Bootstrap resamples for the 95% intervals."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    engine: Engine = typer.Option(Engine.torch, "--engine", help="torch, or onnx (medsight export onnx)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (torch engine)."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images predicted at a time."),
+    layout: str = typer.Option("auto", "--layout", help="Dataset layout (see medsight dataset import)."),
+) -> None:
+    """Evaluate a classifier on a labelled split: AUC, accuracy, sensitivity, ... with bootstrap CIs."""
+    from medsight.audit import Provenance
+    from medsight.errors import FormatError
+    from medsight.infer.evaluate import summary, write_evaluation
+
+    if out is not None and out.exists() and not out.is_dir():  # say so now, not after predicting
+        raise FormatError("--out must be a folder, and this is a file", path=out, hint="Name a new folder")
+    params = {
+        "split": split,
+        "n_boot": n_boot,
+        "seed": seed,
+        "engine": engine.value,
+        "device": device,
+        "batch_size": batch_size,
+        "layout": layout,
+    }
+    if out is not None:
+        from medsight.report import evaluation_plots
+
+        with Provenance(inputs=[model, data], parameters=params) as prov:
+            result = _run(model, data, params)
+            write_evaluation(result, out)
+            evaluation_plots(result, out)
+            prov.add_output(out)
+    else:
+        result = _run(model, data, params)
+    if as_json:
+        typer.echo(json.dumps(summary(result)))
+    else:
+        _print(result)
+        if out is not None:
+            typer.echo(f"wrote {out}")
+
+
+def _run(model: Path, data: Path, params: dict) -> dict:
+    """Predict with a progress bar on stderr (shown on a terminal only), then compute the metrics."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from medsight.infer.evaluate import evaluate_classifier
+
+    console = Console(stderr=True)
+    columns = (TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("evaluate", total=None)
+        return evaluate_classifier(
+            model, data, **params, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+
+
+def _print(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from medsight.infer.evaluate import METRICS
+
+    def fmt(value) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    who = f"{result['n_patients']} patients" if result["resampled"] == "patients" else "images"
+    console = Console()
+    console.print(
+        f"split {result['split']}: {result['n']} images; {result['level']:.0%} CIs from "
+        f"{result['n_boot']} resamples of {who}"
+    )
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("CI", justify="right")
+    for name, (low, high) in ((k, result["ci"].get(k, (None, None))) for k in METRICS):
+        table.add_row(name, fmt(result[name]), f"{fmt(low)} - {fmt(high)}")
+    console.print(table)
+    if result["decision"] == "threshold":
+        console.print(f"decision threshold {result['threshold']:.4g} (calibrated on validation)")
+    if not result["multilabel"]:
+        console.print("confusion matrix (rows truth, columns prediction)")
+        matrix = Table()
+        matrix.add_column("")
+        for name in result["classes"]:
+            matrix.add_column(name, justify="right")
+        for name, row in zip(result["classes"], result["confusion_matrix"]):
+            matrix.add_row(name, *map(str, row))
+        console.print(matrix)
+    for note in result["notes"]:
+        console.print(f"[yellow]note:[/] {note}")
