@@ -259,7 +259,10 @@ def _youden_threshold(y: np.ndarray, p: np.ndarray) -> float:
         return 0.5
     fpr, tpr, thresholds = roc_curve(y, p)
     best = int(np.argmax(tpr - fpr))
-    return float(np.clip(thresholds[best], 1e-6, 1 - 1e-6))
+    # Midway to the next lower score: the threshold itself sits on a validation case's score,
+    # the very edge of the class, which on separable data misclassifies unseen cases.
+    below = thresholds[best + 1] if best + 1 < len(thresholds) else thresholds[best]
+    return float(np.clip((thresholds[best] + below) / 2, 1e-6, 1 - 1e-6))
 
 
 def _model_card(manifest, plan, result, val_metrics, uncalibrated, notes) -> dict:
