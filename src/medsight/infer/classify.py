@@ -95,15 +95,19 @@ class Classifier:
         return self.probabilities(self.logits(inputs))
 
     def predict_paths(self, paths: list[str | Path]) -> list[dict]:
-        """One row per input: path, predicted class and the probability of every class."""
+        """One row per input: path, predicted class and the probability of every class.
+
+        Inputs are read a batch at a time, so a large folder never sits in memory at once.
+        """
         from medsight.io import read
 
         files = expand_inputs(paths)
-        images = [read(p) for p in files]
-        probs = self.predict_images(images)
         rows = []
-        for path, p, decision in zip(files, probs, self.decide(probs)):
-            row = {"path": str(path), "prediction": decision}
-            row.update({f"p_{c}": round(float(v), 6) for c, v in zip(self.classes, p)})
-            rows.append(row)
+        for start in range(0, len(files), self.batch_size):
+            chunk = files[start : start + self.batch_size]
+            probs = self.predict_images([read(p) for p in chunk])
+            for path, p, decision in zip(chunk, probs, self.decide(probs)):
+                row = {"path": str(path), "prediction": decision}
+                row.update({f"p_{c}": round(float(v), 6) for c, v in zip(self.classes, p)})
+                rows.append(row)
         return rows
