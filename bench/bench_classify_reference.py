@@ -77,13 +77,19 @@ def reference_loop(target: float, cap_min: float, seed: int) -> dict:
     return {"time_to_target_s": reached, "history": history, "capped": reached is None}
 
 
-def medsight_run(target: float, budget: float, seed: int, work: Path) -> dict:
+def medsight_run(
+    target: float, budget: float, seed: int, work: Path, reuse: Path | None, reuse_s: float
+) -> dict:
+    """Train (or take a model trained earlier on this machine, with its wall time)."""
     from medsight.train.classify import train_classifier
 
-    model = work / "medsight"
-    start = time.perf_counter()
-    train_classifier(FILE, model, budget_min=budget, seed=seed, progress=False)
-    total = time.perf_counter() - start
+    model = reuse or work / "medsight"
+    if reuse:
+        total = reuse_s
+    else:
+        start = time.perf_counter()
+        train_classifier(FILE, model, budget_min=budget, seed=seed, progress=False)
+        total = time.perf_counter() - start
     history = [json.loads(x) for x in (model / "history.jsonl").read_text().splitlines()]
     loop_s = history[-1]["elapsed_s"]
     setup_s = max(0.0, total - loop_s)  # planning, loading; calibration and saving are included (small)
@@ -125,9 +131,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--budget", type=float, default=10.0, help="MedSight training budget (minutes)")
     parser.add_argument("--reference-cap", type=float, default=30.0, help="stop the reference loop (minutes)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--reuse-model",
+        type=Path,
+        default=None,
+        help="a MedSight model trained on this machine by bench_classify_medmnist.py",
+    )
+    parser.add_argument("--reuse-train-s", type=float, default=0.0, help="its training wall time (train_s)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="medsight-ref-"))
-    ours = medsight_run(args.target, args.budget, args.seed, work)
+    ours = medsight_run(args.target, args.budget, args.seed, work, args.reuse_model, args.reuse_train_s)
     ref = reference_loop(args.target, args.reference_cap, args.seed)
     ratio = (
         ours["time_to_target_s"] / ref["time_to_target_s"]
