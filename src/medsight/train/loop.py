@@ -88,6 +88,9 @@ def fit(
     if resume and (out_dir / STATE).is_file():  # a resumed run keeps the epoch count it settled on
         epochs = int(json.loads((out_dir / STATE).read_text())["state"].get("epochs", epochs))
     scheduler = schedule(epochs)
+    # Mixed precision on CUDA (float16 with loss scaling); CPUs train in float32.
+    amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
     generator = torch.Generator().manual_seed(int(plan.get("seed", 0)))
     torch.manual_seed(int(plan.get("seed", 0)))
     metric = plan["selection"]["metric"]
@@ -133,10 +136,12 @@ def fit(
                     from medsight.data.augment import Batch
 
                     x = augment(Batch(x), generator=generator)[0].image
-                loss = loss_fn(model(x), y)
+                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+                    loss = loss_fn(model(x), y)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
                 scheduler.step()
                 total += float(loss.detach())
                 if bar:
