@@ -15,6 +15,7 @@ from medsight.errors import NotFoundError
 from medsight.image import Image
 from medsight.models.bundle import Bundle, load_bundle
 from medsight.tasks.classify.preprocess import normalize, prepare
+from medsight.tasks.classify.targets import probabilities
 
 __all__ = ["Classifier", "expand_inputs"]
 
@@ -74,11 +75,7 @@ class Classifier:
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated probabilities: logits divided by the fitted temperature."""
         z = logits / self.bundle.plan.get("calibration", {}).get("temperature", 1.0)
-        if self.bundle.plan.get("multilabel"):
-            return 1 / (1 + np.exp(-z))
-        z = z - z.max(1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(1, keepdims=True)
+        return probabilities(z, bool(self.bundle.plan.get("multilabel")))
 
     def decide(self, probs: np.ndarray) -> list:
         """Predicted class per row (binary: the validation-chosen threshold; multi-label: a list)."""

@@ -28,6 +28,7 @@ from medsight.errors import FormatError, MedsightError
 from medsight.io._atomic import atomic_path
 from medsight.tasks.bootstrap import bootstrap_ci
 from medsight.tasks.classify.metrics import classification_metrics, expected_calibration_error, reliability
+from medsight.tasks.classify.targets import encode_targets
 
 __all__ = [
     "METRICS",
@@ -231,12 +232,8 @@ def _targets(samples: list, classes: list[str], multilabel: bool, where) -> np.n
             path=where,
             hint="Evaluate on data labelled with the model's classes, or rename the labels",
         )
-    index = {c: i for i, c in enumerate(classes)}
     if multilabel:
-        y = np.zeros((len(samples), len(classes)), int)
-        for row, s in enumerate(samples):
-            y[row, [index[label] for label in s.labels]] = 1
-        return y
+        return encode_targets(samples, classes, multilabel).astype(int)
     several = [s.key for s in samples if len(s.labels) > 1]
     if several:
         raise FormatError(
@@ -245,7 +242,7 @@ def _targets(samples: list, classes: list[str], multilabel: bool, where) -> np.n
             path=where,
             hint="Give each sample one label",
         )
-    return np.array([index[s.labels[0]] for s in samples], int)
+    return encode_targets(samples, classes, multilabel).astype(int)
 
 
 def evaluate_classifier(

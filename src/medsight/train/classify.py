@@ -21,6 +21,7 @@ from medsight.models.bundle import save_bundle, write_json
 from medsight.tasks.classify.metrics import classification_metrics
 from medsight.tasks.classify.plan import apply_overrides, fingerprint, make_plan
 from medsight.tasks.classify.preprocess import normalize, prepare
+from medsight.tasks.classify.targets import encode_targets, probabilities
 
 __all__ = ["train_classifier"]
 
@@ -57,16 +58,6 @@ def _check_labels(manifest: Manifest) -> tuple[list[str], bool]:
         raise FormatError("the dataset has no validation split", hint="Split it: medsight dataset split")
     multilabel = any(isinstance(s.label, list) and len(s.labels) != 1 for s in used)
     return classes, multilabel
-
-
-def _targets(samples, classes: list[str], multilabel: bool) -> np.ndarray:
-    index = {c: i for i, c in enumerate(classes)}
-    if multilabel:
-        y = np.zeros((len(samples), len(classes)), np.float32)
-        for row, s in enumerate(samples):
-            y[row, [index[label] for label in s.labels]] = 1
-        return y
-    return np.array([index[s.labels[0]] for s in samples], np.int64)
 
 
 def _load_inputs(manifest: Manifest, samples, pre: dict) -> np.ndarray:
@@ -106,7 +97,7 @@ def _fingerprint(manifest: Manifest, classes, multilabel) -> dict:
         raise FormatError(
             f"the training images mix 2D and 3D ({dict(dims)})", hint="Train one model per dimension"
         )
-    y = _targets(train, classes, multilabel)
+    y = encode_targets(train, classes, multilabel)
     counts = (y.sum(0) if multilabel else np.bincount(y, minlength=len(classes))).astype(int).tolist()
     n = {split: sum(s.split == split for s in manifest) for split in ("train", "val")}
     return fingerprint(images, classes=classes, class_counts=counts, n=n, multilabel=multilabel)
@@ -170,8 +161,8 @@ def train_classifier(
     pre = plan["preprocess"]
     x_train = torch.from_numpy(_load_inputs(manifest, train, pre))
     x_val = torch.from_numpy(_load_inputs(manifest, val, pre))
-    y_train = torch.from_numpy(_targets(train, classes, multilabel))
-    y_val = _targets(val, classes, multilabel)
+    y_train = torch.from_numpy(encode_targets(train, classes, multilabel))
+    y_val = encode_targets(val, classes, multilabel)
 
     dev = torch.device(plan["device"])
     weights = torch.tensor(plan["loss"]["class_weights"], dtype=torch.float32, device=dev)
@@ -189,7 +180,7 @@ def train_classifier(
 
     def validate(model) -> dict:
         logits = val_logits(model)
-        probs = _probabilities(logits, multilabel)
+        probs = probabilities(logits, multilabel)
         loss = float(criterion(torch.from_numpy(logits).to(dev), torch.from_numpy(y_val).to(dev)))
         metrics = classification_metrics(y_val, probs, multilabel=multilabel)
         return {"val_loss": loss, "val_auc": metrics["auc"], "val_accuracy": metrics["accuracy"]}
@@ -224,11 +215,11 @@ def train_classifier(
     with torch.no_grad():
         logits = val_logits(model)
     temperature = fit_temperature(logits, y_val, multilabel=multilabel)
-    probs = _probabilities(logits / temperature, multilabel)
+    probs = probabilities(logits / temperature, multilabel)
     threshold = _youden_threshold(y_val, probs[:, 1]) if probs.shape[1] == 2 and not multilabel else 0.5
     val_metrics = classification_metrics(y_val, probs, multilabel=multilabel, threshold=threshold)
     uncalibrated = classification_metrics(
-        y_val, _probabilities(logits, multilabel), multilabel=multilabel, threshold=threshold
+        y_val, probabilities(logits, multilabel), multilabel=multilabel, threshold=threshold
     )
     plan = {**plan, "calibration": {"temperature": temperature, "threshold": threshold}}
     card = _model_card(manifest, plan, result, val_metrics, uncalibrated, notes)
@@ -241,14 +232,6 @@ def train_classifier(
         data_hash=_data_hash(manifest),
     )
     return card
-
-
-def _probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
-    if multilabel:
-        return 1 / (1 + np.exp(-logits))
-    z = logits - logits.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
 
 
 def _youden_threshold(y: np.ndarray, p: np.ndarray) -> float:
