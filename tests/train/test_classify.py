@@ -141,6 +141,45 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path, monkeypatch):
     np.testing.assert_allclose(a, b, rtol=1e-4)  # same losses: weights, optimiser and RNG restored
 
 
+def test_progressive_resizing_trains_small_first_and_keeps_a_full_size_epoch(tmp_path):
+    from medsight.train.classify import train_classifier
+
+    manifest = make_dataset(tmp_path / "data", n=32)
+    card = train_classifier(
+        manifest,
+        tmp_path / "m",
+        budget_min=60,
+        overrides=[*FAST, "epochs=4", 'progressive={"size": [16, 16], "fraction": 0.5}'],
+        progress=False,
+    )
+    history = [json.loads(x) for x in (tmp_path / "m" / "history.jsonl").read_text().splitlines()]
+    assert [h["input_size"] for h in history] == [[16, 16]] * 2 + [[24, 24]] * 2
+    assert card["training"]["best_epoch"] >= 3  # only full-size epochs can be kept
+    assert card["training"]["setup_s"] > 0
+
+
+def test_plan_upsamples_small_images_with_a_progressive_phase(monkeypatch):
+    from medsight.tasks.classify import plan as planning
+
+    monkeypatch.setattr(planning, "_seconds_per_sample", lambda *a, **k: 1e-5)  # a fast device
+    fp = {
+        "n": {"train": 1000, "val": 100},
+        "classes": ["a", "b"],
+        "class_counts": [500, 500],
+        "multilabel": False,
+        "ndim": 2,
+        "channels": 1,
+        "size": [28, 28],
+        "spacing": [1.0, 1.0],
+        "modality": None,
+        "intensity": {"mean": 100.0, "std": 20.0, "p0_5": 0.0, "p99_5": 255.0},
+    }
+    plan = planning.make_plan(fp, budget_min=10)
+    assert plan["preprocess"]["size"] == [64, 64]
+    assert plan["progressive"] == {"size": [28, 28], "fraction": planning.SMALL_FRACTION}
+    assert planning.make_plan({**fp, "ndim": 3, "size": [28, 28, 28]}, budget_min=10)["progressive"] is None
+
+
 def _bad(tmp_path, samples, name="m.json", classes=None):
     root = tmp_path / "bad"
     good = make_dataset(root, n=8)

@@ -23,8 +23,6 @@ from medsight.io._atomic import atomic_path, sha256_file
 SIDECAR_SUFFIX = ".provenance.json"
 
 
-
-
 def _describe(path: Path) -> dict:
     """A file with its hash and size; a folder with each file inside (sorted)."""
     if path.is_dir():

@@ -27,8 +27,9 @@ def _figure(width: float = 5.0, height: float = 5.0):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise MissingDependencyError("matplotlib is not installed, so no plots can be drawn",
-                                     hint="pip install 'medsight[ml]'") from None
+        raise MissingDependencyError(
+            "matplotlib is not installed, so no plots can be drawn", hint="pip install 'medsight[ml]'"
+        ) from None
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -52,8 +53,15 @@ def _curves(y: np.ndarray, probs: np.ndarray, classes: list[str], multilabel: bo
     return [(name, truth, score) for name, truth, score in pairs if 0 < truth.sum() < len(truth)]
 
 
-def roc_plot(y, probs, classes: list[str], path: str | Path, *, multilabel: bool = False,
-             threshold: float | None = None) -> Path:
+def roc_plot(
+    y,
+    probs,
+    classes: list[str],
+    path: str | Path,
+    *,
+    multilabel: bool = False,
+    threshold: float | None = None,
+) -> Path:
     """ROC curve(s) with their AUC; a binary model's operating point at `threshold` is marked."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -68,12 +76,23 @@ def roc_plot(y, probs, classes: list[str], path: str | Path, *, multilabel: bool
     if threshold is not None and len(classes) == 2 and not multilabel and curves:
         _, truth, score = curves[0]
         decided = score >= threshold
-        ax.plot(np.mean(decided[truth == 0]), np.mean(decided[truth == 1]), "o", color="black",
-                label=f"threshold {threshold:.3g}")
+        ax.plot(
+            np.mean(decided[truth == 0]),
+            np.mean(decided[truth == 1]),
+            "o",
+            color="black",
+            label=f"threshold {threshold:.3g}",
+        )
     if not curves:
         ax.text(0.5, 0.5, "undefined: one class only", ha="center")
-    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="1 - specificity (false positive rate)",
-           ylabel="sensitivity (true positive rate)", title="ROC", aspect="equal")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        xlabel="1 - specificity (false positive rate)",
+        ylabel="sensitivity (true positive rate)",
+        title="ROC",
+        aspect="equal",
+    )
     ax.legend(loc="lower right", fontsize="small")
     return _save(fig, path)
 
@@ -88,13 +107,24 @@ def pr_plot(y, probs, classes: list[str], path: str | Path, *, multilabel: bool 
     curves = _curves(y, probs, classes, multilabel)
     for name, truth, score in curves:
         precision, recall, _ = precision_recall_curve(truth, score)
-        line = ax.plot(recall, precision, lw=2, drawstyle="steps-post",
-                       label=f"{name} (AP {average_precision_score(truth, score):.3f})")[0]
+        line = ax.plot(
+            recall,
+            precision,
+            lw=2,
+            drawstyle="steps-post",
+            label=f"{name} (AP {average_precision_score(truth, score):.3f})",
+        )[0]
         ax.axhline(truth.mean(), color=line.get_color(), lw=1, ls=":")
     if not curves:
         ax.text(0.5, 0.5, "undefined: one class only", ha="center")
-    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall (sensitivity)", ylabel="precision (PPV)",
-           title="Precision-recall (dotted: prevalence)", aspect="equal")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        xlabel="recall (sensitivity)",
+        ylabel="precision (PPV)",
+        title="Precision-recall (dotted: prevalence)",
+        aspect="equal",
+    )
     ax.legend(loc="lower left", fontsize="small")
     return _save(fig, path)
 
@@ -114,8 +144,16 @@ def reliability_plot(curve: dict, path: str | Path, *, ece: float | None = None)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     top.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfect calibration")
     top.bar(centres[used], acc[used], width=widths[used], edgecolor="black", alpha=0.7, label="accuracy")
-    top.bar(centres[used], conf[used] - acc[used], bottom=acc[used], width=widths[used], color="red",
-            alpha=0.3, hatch="//", label="gap to confidence")
+    top.bar(
+        centres[used],
+        conf[used] - acc[used],
+        bottom=acc[used],
+        width=widths[used],
+        color="red",
+        alpha=0.3,
+        hatch="//",
+        label="gap to confidence",
+    )
     title = "Reliability" + (f" (ECE {ece:.3f})" if ece is not None else "")
     top.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy", title=title)
     top.legend(loc="upper left", fontsize="small")
@@ -126,8 +164,11 @@ def reliability_plot(curve: dict, path: str | Path, *, ece: float | None = None)
 
 def confusion_plot(matrix, classes: list[str], path: str | Path, *, multilabel: bool = False) -> Path:
     """Counts, rows truth and columns prediction; multi-label: one 2 x 2 panel per label."""
-    panels = [(c, np.asarray(m), ["no", "yes"]) for c, m in zip(classes, matrix)] if multilabel \
+    panels = (
+        [(c, np.asarray(m), ["no", "yes"]) for c, m in zip(classes, matrix)]
+        if multilabel
         else [("", np.asarray(matrix), list(classes))]
+    )
     cols = min(4, len(panels))
     rows = -(-len(panels) // cols)
     side = max(3.0, 0.6 * len(panels[0][2]) + 2)
@@ -136,12 +177,25 @@ def confusion_plot(matrix, classes: list[str], path: str | Path, *, multilabel: 
     for ax, (name, m, names) in zip(axes, panels):
         ax.imshow(m, cmap="Blues", vmin=0)
         for (i, j), value in np.ndenumerate(m):
-            ax.text(j, i, str(int(value)), ha="center", va="center",
-                    color="white" if value > m.max() / 2 else "black")
-        ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names,
-               xlabel="prediction", ylabel="truth", title=name or "Confusion matrix")
+            ax.text(
+                j,
+                i,
+                str(int(value)),
+                ha="center",
+                va="center",
+                color="white" if value > m.max() / 2 else "black",
+            )
+        ax.set(
+            xticks=range(len(names)),
+            yticks=range(len(names)),
+            xticklabels=names,
+            yticklabels=names,
+            xlabel="prediction",
+            ylabel="truth",
+            title=name or "Confusion matrix",
+        )
         ax.tick_params(axis="x", labelrotation=45 if len(names) > 4 else 0)
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_axis_off()
     return _save(fig, path)
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import platform
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -124,6 +125,7 @@ def train_classifier(
     `out_dir` becomes a model bundle (see `medsight.models.bundle`) plus ``history.jsonl``
     and the checkpoint a ``resume=True`` run continues from.
     """
+    start = time.perf_counter()
     import torch
 
     from medsight.data.splits import split_dataset
@@ -171,15 +173,15 @@ def train_classifier(
     else:
         criterion = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=plan["loss"]["label_smoothing"])
 
-    def val_logits(model) -> np.ndarray:
-        out = [
-            model(normalize(x_val[i : i + 256].to(dev), pre["normalize"])).float().cpu()
-            for i in range(0, len(x_val), 256)
-        ]
+    def val_logits(model, resize=None) -> np.ndarray:
+        out = []
+        for i in range(0, len(x_val), 256):
+            x = normalize(x_val[i : i + 256].to(dev), pre["normalize"])
+            out.append(model(resize(x) if resize else x).float().cpu())
         return torch.cat(out).numpy()
 
-    def validate(model) -> dict:
-        logits = val_logits(model)
+    def validate(model, resize) -> dict:
+        logits = val_logits(model, resize)
         probs = probabilities(logits, multilabel)
         loss = float(criterion(torch.from_numpy(logits).to(dev), torch.from_numpy(y_val).to(dev)))
         metrics = classification_metrics(y_val, probs, multilabel=multilabel)
@@ -194,6 +196,7 @@ def train_classifier(
         else None
     )
     model = build_model(plan["network"])
+    setup_s = time.perf_counter() - start
     result = fit(
         model,
         inputs=x_train,
@@ -223,6 +226,7 @@ def train_classifier(
     )
     plan = {**plan, "calibration": {"temperature": temperature, "threshold": threshold}}
     card = _model_card(manifest, plan, result, val_metrics, uncalibrated, notes)
+    card["training"]["setup_s"] = round(setup_s, 2)  # reading, planning, caching: before epoch 1
     save_bundle(
         out_dir,
         state_dict=model.state_dict(),

@@ -5,11 +5,17 @@ After every epoch the loop appends a line to ``history.jsonl``, keeps the weight
 score best on validation (``best.safetensors``) and writes a checkpoint; a run killed at
 any moment resumes from its last finished epoch. It stops early when the next epoch
 would overrun the time budget.
+
+Progressive resizing (``plan["progressive"]``): the first epochs train on batches scaled
+down to a smaller input size, which costs a fraction of a full-size epoch and gets the
+network to a good solution sooner; later epochs train at the full size. Validation runs at
+the size the epoch trained at, and only full-size epochs can become the kept model.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import warnings
@@ -56,10 +62,13 @@ def fit(
     loss_fn : callable
         ``loss_fn(logits, targets) -> scalar tensor``.
     validate : callable
-        ``validate(model) -> {"val_auc": ..., ...}``; the plan's ``selection.metric`` is maximised.
+        ``validate(model, resize) -> {"val_auc": ..., ...}``; the plan's ``selection.metric`` is
+        maximised. `resize` is None, or during progressive resizing a function that scales a
+        batch of inputs to the epoch's size.
     plan : dict
         Uses ``epochs``, ``batch_size``, ``optimizer``, ``schedule``, ``seed``, ``device``,
-        ``time_budget_min`` and ``selection``.
+        ``time_budget_min``, ``selection`` and optionally ``progressive``
+        (``{"size": [...], "fraction": f}``: the first ``f * epochs`` epochs at that size).
     prepare_batch : callable, optional
         Applied to each batch of inputs on the device before augmentation (normalisation).
     augment : medsight.data.augment.Pipeline, optional
@@ -95,6 +104,15 @@ def fit(
     torch.manual_seed(int(plan.get("seed", 0)))
     metric = plan["selection"]["metric"]
     budget_s = float(plan.get("time_budget_min") or 1e9) * 60
+    progressive = plan.get("progressive") or {}
+    small_epochs = 0
+    if progressive and math.prod(progressive["size"]) < math.prod(inputs.shape[2:]):
+        # From the plan's epoch count, not a re-fitted one, so a resumed run agrees; the last
+        # epoch is always full size.
+        small_epochs = min(round(progressive["fraction"] * int(plan["epochs"])), int(plan["epochs"]) - 1)
+    # The epoch whose measured time re-fits the epoch count: the second full-size one
+    # (the first pays for warm-up), or the first full-size one after a small-size phase.
+    refit_epoch = small_epochs + 1 if small_epochs else 2
     out_dir.mkdir(parents=True, exist_ok=True)
 
     state = {
@@ -119,7 +137,8 @@ def fit(
         while epoch < epochs:
             epoch += 1
             elapsed = time.perf_counter() - start
-            if epoch > 1 and elapsed + last_epoch_s > budget_s:
+            resize = _resizer(progressive["size"]) if epoch <= small_epochs else None
+            if epoch > max(1, small_epochs + 1) and elapsed + last_epoch_s > budget_s:
                 stopped = True
                 break
             epoch_start = time.perf_counter()
@@ -132,6 +151,8 @@ def fit(
                 y = targets[index].to(device, non_blocking=True)
                 if prepare_batch is not None:
                     x = prepare_batch(x)
+                if resize is not None:
+                    x = resize(x)
                 if augment is not None:
                     from medsight.data.augment import Batch
 
@@ -148,28 +169,36 @@ def fit(
                     bar.update(step=step + 1, steps=steps_per_epoch, loss=total / (step + 1))
             model.eval()
             with torch.no_grad():
-                metrics = validate(model)
+                metrics = validate(model, resize)
             last_epoch_s = time.perf_counter() - epoch_start
             elapsed = time.perf_counter() - start
             line = {
                 "epoch": epoch,
                 "elapsed_s": round(elapsed, 2),
                 "train_loss": round(total / steps_per_epoch, 6),
+                "input_size": list(progressive["size"] if resize else inputs.shape[2:]),
                 **{k: round(float(v), 6) for k, v in metrics.items()},
             }
             _append(out_dir / HISTORY, line)
             score = metrics.get(metric)
-            if score is not None and (state["best"] is None or score > state["best"]):
+            selectable = resize is None and score is not None
+            if selectable and (state["best"] is None or score > state["best"]):
                 state.update(best=float(score), best_epoch=epoch, best_metrics=line)
                 with atomic_path(out_dir / BEST) as tmp:
                     save_file(
                         {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp)
                     )
-            remaining = epochs - epoch
-            if epoch == min(2, epochs) and last_epoch_s * remaining > budget_s - elapsed:
-                # The measured second epoch (the first pays for warm-up) says the plan's epochs
-                # overrun the budget: fewer epochs, and a schedule that still anneals within them.
-                epochs = epoch + max(0, int((budget_s - elapsed) / last_epoch_s))
+            fitted = epochs
+            if epoch == min(refit_epoch, epochs) and plan.get("time_budget_min"):
+                # The measured time of a full-size epoch (the first pays for warm-up) re-fits the
+                # count to the budget, with a schedule that still anneals within it: fewer epochs
+                # when they overrun; more (by at most half) when the count is the plan's own
+                # estimate, not one the user set.
+                estimated = int(plan["epochs"]) == plan.get("planning", {}).get("epochs_estimated")
+                cap = int(epochs * 1.5) if estimated else epochs
+                fitted = min(cap, epoch + max(0, int((budget_s - elapsed) / last_epoch_s)))
+            if fitted != epochs:
+                epochs = fitted
                 with warnings.catch_warnings():  # stepping a fresh scheduler to where we are
                     warnings.simplefilter("ignore", UserWarning)
                     scheduler = schedule(epochs)
@@ -192,6 +221,15 @@ def fit(
         if bar:
             bar.close()
     return FitResult(state["best_epoch"], state["best_metrics"], state["epoch"], state["elapsed_s"], stopped)
+
+
+def _resizer(size: list[int]) -> Callable:
+    """Scale a batch ``(B, C, *spatial)`` to `size` (anti-aliased in 2D, where torch offers it)."""
+    import torch.nn.functional as F
+
+    size = [int(v) for v in size]
+    mode = "bilinear" if len(size) == 2 else "trilinear"
+    return lambda x: F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=len(size) == 2)
 
 
 def _append(path: Path, line: dict) -> None:
