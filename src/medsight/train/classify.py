@@ -131,7 +131,7 @@ def train_classifier(
     from medsight.data.splits import split_dataset
     from medsight.models import build_model
     from medsight.train.calibrate import fit_temperature
-    from medsight.train.loop import BEST, fit
+    from medsight.train.loop import BEST, TensorBatches, augmenter, fit
 
     out_dir = Path(out_dir)
     manifest = data if isinstance(data, Manifest) else load_dataset(data)
@@ -191,7 +191,9 @@ def train_classifier(
 
     aug = plan["augmentation"]
     augment = (
-        default_augmentation(pre["ndim"], strength=aug["strength"], elastic=aug["elastic"])
+        augmenter(
+            default_augmentation(pre["ndim"], strength=aug["strength"], elastic=aug["elastic"]), masks=False
+        )
         if aug.get("strength") not in (None, "none")
         else None
     )
@@ -199,8 +201,7 @@ def train_classifier(
     setup_s = time.perf_counter() - start
     result = fit(
         model,
-        inputs=x_train,
-        targets=y_train,
+        batches=TensorBatches(x_train, y_train, plan["batch_size"]),
         loss_fn=criterion,
         validate=validate,
         plan=plan,

@@ -26,7 +26,7 @@ from pathlib import Path
 from medsight.io._atomic import atomic_path
 from medsight.train.checkpoint import STATE, load_checkpoint, save_checkpoint
 
-__all__ = ["FitResult", "fit"]
+__all__ = ["FitResult", "TensorBatches", "augmenter", "fit"]
 
 HISTORY = "history.jsonl"
 BEST = "best.safetensors"
@@ -41,24 +41,47 @@ class FitResult:
     stopped_by_budget: bool
 
 
+class TensorBatches:
+    """Shuffled batches of cached tensors ``inputs (N, C, *spatial)`` and `targets`.
+
+    The last partial batch is dropped: a batch of one breaks BatchNorm.
+    """
+
+    def __init__(self, inputs, targets, batch_size: int):
+        self.inputs, self.targets, self.batch_size = inputs, targets, int(batch_size)
+        self.steps_per_epoch = max(1, len(inputs) // self.batch_size)
+        self.input_size = tuple(inputs.shape[2:])
+
+    def epoch(self, generator):
+        import torch
+
+        order = torch.randperm(len(self.inputs), generator=generator)
+        for step in range(self.steps_per_epoch):
+            index = order[step * self.batch_size : (step + 1) * self.batch_size]
+            yield self.inputs[index], self.targets[index]
+
+
 def fit(
     model,
     *,
-    inputs,
-    targets,
+    batches,
     loss_fn: Callable,
-    validate: Callable[[object], dict],
+    validate: Callable[[object, Callable | None], dict],
     plan: dict,
     out_dir: Path,
     prepare_batch: Callable | None = None,
-    augment=None,
+    augment: Callable | None = None,
     resume: bool = False,
     progress: bool = True,
 ) -> FitResult:
-    """Train `model` on cached tensors `inputs` ``(N, C, *spatial)`` and `targets`.
+    """Train `model` on the batches `batches` deals out, epoch after epoch.
 
     Parameters
     ----------
+    batches
+        ``batches.steps_per_epoch``, ``batches.input_size`` (spatial) and
+        ``batches.epoch(generator)``, an iterator of ``(inputs, targets)`` CPU tensors
+        (`TensorBatches`, or a patch sampler).
     loss_fn : callable
         ``loss_fn(logits, targets) -> scalar tensor``.
     validate : callable
@@ -66,21 +89,21 @@ def fit(
         maximised. `resize` is None, or during progressive resizing a function that scales a
         batch of inputs to the epoch's size.
     plan : dict
-        Uses ``epochs``, ``batch_size``, ``optimizer``, ``schedule``, ``seed``, ``device``,
-        ``time_budget_min``, ``selection`` and optionally ``progressive``
+        Uses ``epochs``, ``optimizer``, ``schedule``, ``seed``, ``device``, ``time_budget_min``,
+        ``selection`` and optionally ``progressive``
         (``{"size": [...], "fraction": f}``: the first ``f * epochs`` epochs at that size).
     prepare_batch : callable, optional
         Applied to each batch of inputs on the device before augmentation (normalisation).
-    augment : medsight.data.augment.Pipeline, optional
+    augment : callable, optional
+        ``augment(inputs, targets, generator) -> (inputs, targets)`` on the device.
     """
     import torch
     from safetensors.torch import save_file
 
     device = torch.device(plan.get("device", "cpu"))
     model.to(device)
-    epochs, batch_size = int(plan["epochs"]), int(plan["batch_size"])
-    n = len(inputs)
-    steps_per_epoch = max(1, n // batch_size)  # the last partial batch is dropped (BatchNorm)
+    epochs = int(plan["epochs"])
+    steps_per_epoch = batches.steps_per_epoch
     opt_spec = plan["optimizer"]
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=opt_spec["lr"], weight_decay=opt_spec["weight_decay"]
@@ -106,7 +129,8 @@ def fit(
     budget_s = float(plan.get("time_budget_min") or 1e9) * 60
     progressive = plan.get("progressive") or {}
     small_epochs = 0
-    if progressive and math.prod(progressive["size"]) < math.prod(inputs.shape[2:]):
+    full_size = list(batches.input_size)
+    if progressive and math.prod(progressive["size"]) < math.prod(full_size):
         # From the plan's epoch count, not a re-fitted one, so a resumed run agrees; the last
         # epoch is always full size.
         small_epochs = min(round(progressive["fraction"] * int(plan["epochs"])), int(plan["epochs"]) - 1)
@@ -143,20 +167,16 @@ def fit(
                 break
             epoch_start = time.perf_counter()
             model.train()
-            order = torch.randperm(n, generator=generator)
             total = 0.0
-            for step in range(steps_per_epoch):
-                index = order[step * batch_size : (step + 1) * batch_size]
-                x = inputs[index].to(device, non_blocking=True)
-                y = targets[index].to(device, non_blocking=True)
+            for step, (x, y) in enumerate(batches.epoch(generator)):
+                x = x.to(device, non_blocking=True)
+                y = y.to(device, non_blocking=True)
                 if prepare_batch is not None:
                     x = prepare_batch(x)
                 if resize is not None:
                     x = resize(x)
                 if augment is not None:
-                    from medsight.data.augment import Batch
-
-                    x = augment(Batch(x), generator=generator)[0].image
+                    x, y = augment(x, y, generator)
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
                     loss = loss_fn(model(x), y)
                 optimizer.zero_grad(set_to_none=True)
@@ -176,7 +196,7 @@ def fit(
                 "epoch": epoch,
                 "elapsed_s": round(elapsed, 2),
                 "train_loss": round(total / steps_per_epoch, 6),
-                "input_size": list(progressive["size"] if resize else inputs.shape[2:]),
+                "input_size": list(progressive["size"] if resize else full_size),
                 **{k: round(float(v), 6) for k, v in metrics.items()},
             }
             _append(out_dir / HISTORY, line)
@@ -221,6 +241,19 @@ def fit(
         if bar:
             bar.close()
     return FitResult(state["best_epoch"], state["best_metrics"], state["epoch"], state["elapsed_s"], stopped)
+
+
+def augmenter(pipeline, *, masks: bool) -> Callable:
+    """`fit`'s ``augment`` from an augmentation pipeline: images alone, or images with label maps."""
+    from medsight.data.augment import Batch
+
+    def augment(x, y, generator):
+        if not masks:
+            return pipeline(Batch(x), generator=generator)[0].image, y
+        out = pipeline(Batch(x, mask=y), generator=generator)[0]
+        return out.image, out.mask
+
+    return augment
 
 
 def _resizer(size: list[int]) -> Callable:

@@ -1,0 +1,1 @@
+"""Segmentation: planning rules, losses, metrics, measurements and post-processing of label maps."""
