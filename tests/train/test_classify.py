@@ -222,7 +222,7 @@ def test_mixed_2d_and_3d_refused(tmp_path):
 
 
 def test_plan_overrides_are_checked():
-    from medsight.tasks.classify.plan import apply_overrides
+    from medsight.tasks.overrides import apply_overrides
 
     plan = {"network": {"width": 0.5}, "epochs": 3}
     assert apply_overrides(plan, ["network.width=0.25", "epochs=7"]) == {

@@ -171,6 +171,14 @@ class Manifest:
             return list(self.classes)
         return sorted({label for s in self.samples for label in s.labels})
 
+    def digest(self, splits: tuple[str, ...] = ("train", "val")) -> str:
+        """SHA-256 of the samples of `splits` (paths, labels, ...): what a model was trained on."""
+        import hashlib
+        import json
+
+        text = json.dumps([s.to_dict() for s in self.samples if s.split in splits], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
     def split(self, name: str) -> Manifest:
         return replace(self, samples=[s for s in self.samples if s.split == name])
 

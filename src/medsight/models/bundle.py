@@ -36,9 +36,10 @@ class Bundle:
     def build(self):
         """The network with its trained weights, in eval mode."""
         from medsight.models.registry import build_model
+        from medsight.models.weights import load_weights
 
         model = build_model(self.plan["network"])
-        model.load_state_dict(self.state_dict)
+        load_weights(model, self.state_dict, path=self.folder / "weights.safetensors")
         return model.eval()
 
 
@@ -68,13 +69,12 @@ def save_bundle(
     data_hash: str | None = None,
 ) -> Path:
     """Write a bundle into `folder` (created if needed); each file atomically, hashes last."""
-    from safetensors.torch import save_file
+    from medsight.models.weights import save_weights
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     with atomic_path(folder / "weights.safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
+        save_weights(state_dict, tmp, metadata={"format": "pt"})
     write_json(plan, folder / "plan.json")
     write_json(card, folder / "model_card.json")
     write_json(list(labels), folder / "labels.json")

@@ -91,3 +91,30 @@ def densenet(
         growth_rate=growth_rate,
         init_features=init_features,
     )
+
+
+@register_model("dynunet")
+def dynunet(
+    *,
+    spatial_dims: int,
+    in_channels: int,
+    num_classes: int,
+    kernels: list[list[int]],
+    strides: list[list[int]],
+    filters: list[int],
+):
+    """MONAI's DynUNet, the nnU-Net architecture: one level per entry of `kernels`/`strides`
+    (the first stride is 1), instance norm and leaky ReLU as nnU-Net uses them."""
+    from monai.networks.nets import DynUNet
+
+    return DynUNet(
+        spatial_dims=spatial_dims,
+        in_channels=in_channels,
+        out_channels=num_classes,
+        kernel_size=kernels,
+        strides=strides,
+        upsample_kernel_size=strides[1:],
+        filters=filters,
+        norm_name=("instance", {"affine": True}),
+        act_name=("leakyrelu", {"inplace": True, "negative_slope": 0.01}),
+    )

@@ -24,7 +24,9 @@ def save_checkpoint(folder: Path, *, model, optimizer, scheduler, generator, sta
     import torch
     from safetensors.torch import save_file
 
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    from medsight.models.weights import unique_state
+
+    tensors = {f"model.{k}": v for k, v in unique_state(model.state_dict()).items()}
     opt = optimizer.state_dict()
     for index, values in opt["state"].items():
         for name, value in values.items():
@@ -52,7 +54,9 @@ def load_checkpoint(folder: Path, *, model, optimizer, scheduler, generator) -> 
         raise FormatError(
             f"damaged checkpoint ({exc})", path=folder, hint="Train again without --resume"
         ) from exc
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    from medsight.models.weights import load_weights
+
+    load_weights(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path=folder)
     opt_state: dict = {}
     for key, value in tensors.items():
         if key.startswith("optim."):

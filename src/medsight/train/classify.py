@@ -6,7 +6,6 @@ the validation split only. Datasets without splits get a seeded patient-level sp
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -20,9 +19,10 @@ from medsight.data import Manifest, load_dataset
 from medsight.errors import FormatError, MedsightError
 from medsight.models.bundle import save_bundle, write_json
 from medsight.tasks.classify.metrics import classification_metrics
-from medsight.tasks.classify.plan import apply_overrides, fingerprint, make_plan
+from medsight.tasks.classify.plan import fingerprint, make_plan
 from medsight.tasks.classify.preprocess import normalize, prepare
 from medsight.tasks.classify.targets import encode_targets, probabilities
+from medsight.tasks.overrides import apply_overrides
 
 __all__ = ["train_classifier"]
 
@@ -104,11 +104,6 @@ def _fingerprint(manifest: Manifest, classes, multilabel) -> dict:
     return fingerprint(images, classes=classes, class_counts=counts, n=n, multilabel=multilabel)
 
 
-def _data_hash(manifest: Manifest) -> str:
-    text = json.dumps([s.to_dict() for s in manifest if s.split in ("train", "val")], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def train_classifier(
     data: str | Path | Manifest,
     out_dir: str | Path,
@@ -130,6 +125,7 @@ def train_classifier(
 
     from medsight.data.splits import split_dataset
     from medsight.models import build_model
+    from medsight.models.weights import load_weights
     from medsight.train.calibrate import fit_temperature
     from medsight.train.loop import BEST, TensorBatches, augmenter, fit
 
@@ -214,7 +210,7 @@ def train_classifier(
 
     from safetensors.torch import load_file
 
-    model.load_state_dict(load_file(str(out_dir / BEST)))
+    load_weights(model, load_file(str(out_dir / BEST)), path=out_dir / BEST)
     model.to(dev).eval()
     with torch.no_grad():
         logits = val_logits(model)
@@ -234,7 +230,7 @@ def train_classifier(
         plan=plan,
         card=card,
         labels=classes,
-        data_hash=_data_hash(manifest),
+        data_hash=manifest.digest(),
     )
     return card
 

@@ -98,7 +98,8 @@ def fit(
         ``augment(inputs, targets, generator) -> (inputs, targets)`` on the device.
     """
     import torch
-    from safetensors.torch import save_file
+
+    from medsight.models.weights import save_weights
 
     device = torch.device(plan.get("device", "cpu"))
     model.to(device)
@@ -205,9 +206,7 @@ def fit(
             if selectable and (state["best"] is None or score > state["best"]):
                 state.update(best=float(score), best_epoch=epoch, best_metrics=line)
                 with atomic_path(out_dir / BEST) as tmp:
-                    save_file(
-                        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp)
-                    )
+                    save_weights(model.state_dict(), tmp)
             fitted = epochs
             if epoch == min(refit_epoch, epochs) and plan.get("time_budget_min"):
                 # The measured time of a full-size epoch (the first pays for warm-up) re-fits the

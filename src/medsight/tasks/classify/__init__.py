@@ -2,12 +2,11 @@
 training and prediction, metrics."""
 
 from medsight.tasks.classify.metrics import classification_metrics, expected_calibration_error, reliability
-from medsight.tasks.classify.plan import apply_overrides, fingerprint, make_plan
+from medsight.tasks.classify.plan import fingerprint, make_plan
 from medsight.tasks.classify.preprocess import normalize, prepare
 from medsight.tasks.classify.targets import encode_targets, probabilities
 
 __all__ = [
-    "apply_overrides",
     "classification_metrics",
     "encode_targets",
     "expected_calibration_error",

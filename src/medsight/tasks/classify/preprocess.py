@@ -11,10 +11,9 @@ import numpy as np
 
 from medsight.errors import GeometryError
 from medsight.image import Image
+from medsight.tasks.channels import match_channels
 
 __all__ = ["normalize", "prepare"]
-
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def prepare(image: Image, pre: dict) -> np.ndarray:
@@ -27,18 +26,7 @@ def prepare(image: Image, pre: dict) -> np.ndarray:
             f"a {image.ndim}D image, but the model takes {pre['ndim']}D input",
             path=image.metadata.get("path"),
         )
-    array = image.array.astype(np.float32, copy=False)
-    channels = pre["channels"]
-    if array.shape[0] != channels:
-        if channels == 1 and array.shape[0] in (3, 4):
-            array = np.tensordot(_LUMA, array[:3], axes=1)[None]
-        elif channels == 3 and array.shape[0] == 1:
-            array = np.repeat(array, 3, axis=0)
-        else:
-            raise GeometryError(
-                f"image has {array.shape[0]} channels, the model takes {channels}",
-                path=image.metadata.get("path"),
-            )
+    array = match_channels(image.array, pre["channels"], path=image.metadata.get("path"))
     size = tuple(pre["size"])
     if array.shape[1:] == size:
         return np.ascontiguousarray(array)
