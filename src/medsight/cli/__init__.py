@@ -52,7 +52,19 @@ def _root(
 
 
 # Command modules register themselves on `app`; they import heavy libraries lazily.
-from medsight.cli import convert, dataset, demo, evaluate, export, info, predict, qc, synth, train  # noqa: F401
+from medsight.cli import (  # noqa: F401
+    convert,
+    dataset,
+    demo,
+    evaluate,
+    export,
+    info,
+    measure,
+    predict,
+    qc,
+    synth,
+    train,
+)
 
 
 def main(argv: list[str] | None = None) -> None:

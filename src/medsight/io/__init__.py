@@ -6,13 +6,15 @@
 - `write(image, path)`: NIfTI, NRRD, MHA, PNG (with a display window), atomically.
 - `write_dicom_series(image, folder)`: a valid DICOM series, one file per slice.
 - `list_series(folder)`: the DICOM series in a folder, images and other objects.
+- `write_seg(label_map, source_files, path)` / `read_seg(path, source=)`: DICOM SEG
+  (highdicom) from and to label maps on the source series' grid.
 - `atomic_path(path)`: the temporary-file-then-rename helper every writer uses.
 """
 
 from medsight.io._atomic import atomic_path
 from medsight.io._dispatch import read, write
 from medsight.io._medmnist import MedMNISTDataset
-from medsight.io.dicom import SeriesInfo, list_series, read_dicom
+from medsight.io.dicom import SeriesInfo, list_series, read_dicom, read_seg, write_seg
 
 
 def write_dicom_series(image, folder, **options):
@@ -29,6 +31,8 @@ __all__ = [
     "list_series",
     "read",
     "read_dicom",
+    "read_seg",
     "write",
     "write_dicom_series",
+    "write_seg",
 ]

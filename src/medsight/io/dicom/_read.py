@@ -102,10 +102,16 @@ def read_series(info: SeriesInfo, *, irregular: Irregular = "error") -> Image:
             hint="The pixel data may have been stripped; use the original file",
         )
     if not info.is_image:
+        hint = "Pass the image series it refers to"
+        if info.modality.upper() == "SEG":
+            hint = (
+                "It is a segmentation: read it with medsight.io.read_seg(path, source=...) "
+                "or measure it with `medsight measure`"
+            )
         raise NotAnImageError(
             f"a DICOM {info.sop_class} object ({info.modality or 'no modality'}), not an image",
             path=where,
-            hint="Pass the image series it refers to",
+            hint=hint,
         )
     datasets = [ds for ds in info.datasets if is_image_dataset(ds)]
     if any(str(ds.get("SOPClassUID", "")) == WHOLE_SLIDE_SOP for ds in datasets):
