@@ -211,10 +211,10 @@ def fit(
             if epoch == min(refit_epoch, epochs) and plan.get("time_budget_min"):
                 # The measured time of a full-size epoch (the first pays for warm-up) re-fits the
                 # count to the budget, with a schedule that still anneals within it: fewer epochs
-                # when they overrun; more (by at most half) when the count is the plan's own
-                # estimate, not one the user set.
+                # when they overrun; more (up to 3x) when the count is the plan's own estimate,
+                # not one the user set.
                 estimated = int(plan["epochs"]) == plan.get("planning", {}).get("epochs_estimated")
-                cap = int(epochs * 1.5) if estimated else epochs
+                cap = epochs * 3 if estimated else epochs
                 fitted = min(cap, epoch + max(0, int((budget_s - elapsed) / last_epoch_s)))
             if fitted != epochs:
                 epochs = fitted
