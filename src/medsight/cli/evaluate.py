@@ -20,7 +20,7 @@ class Engine(str, Enum):
 
 @app.command()
 def evaluate(
-    model: Path = typer.Argument(..., help="Classification model bundle folder."),
+    model: Path = typer.Argument(..., help="Model bundle folder (classification or segmentation)."),
     data: Path = typer.Argument(..., help="Labelled, split dataset: manifest, folder or file."),
     split: str = typer.Option("test", "--split", help="Which split of the data to evaluate."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
@@ -33,14 +33,36 @@ def evaluate(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (torch engine)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images predicted at a time."),
     layout: str = typer.Option("auto", "--layout", help="Dataset layout (see medsight dataset import)."),
+    tolerance: float = typer.Option(
+        1.0, "--tolerance", help="Segmentation: surface distance tolerance (mm) of the NSD."
+    ),
 ) -> None:
-    """Evaluate a classifier on a labelled split: AUC, accuracy, sensitivity, ... with bootstrap CIs."""
+    """Evaluate a model on a labelled split with bootstrap CIs.
+
+    Classifiers: AUC, accuracy, sensitivity, ...; segmentation models: Dice, IoU, HD95,
+    ASSD, NSD, volume difference per class (and pixel AUC for binary targets).
+    """
     from medsight.audit import Provenance
     from medsight.errors import FormatError
     from medsight.infer.evaluate import summary, write_evaluation
 
     if out is not None and out.exists() and not out.is_dir():  # say so now, not after predicting
         raise FormatError("--out must be a folder, and this is a file", path=out, hint="Name a new folder")
+    plan_file = model / "plan.json"
+    if plan_file.is_file() and json.loads(plan_file.read_text()).get("task") == "segment":
+        _segment(
+            model,
+            data,
+            out,
+            as_json,
+            split=split,
+            n_boot=n_boot,
+            seed=seed,
+            device=device,
+            layout=layout,
+            tolerance_mm=tolerance,
+        )
+        return
     params = {
         "split": split,
         "n_boot": n_boot,
@@ -119,3 +141,49 @@ def _print(result: dict) -> None:
         console.print(matrix)
     for note in result["notes"]:
         console.print(f"[yellow]note:[/] {note}")
+
+
+def _segment(model: Path, data: Path, out: Path | None, as_json: bool, **params) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from medsight.audit import Provenance
+    from medsight.infer.evaluate_segment import segment_summary, write_segment_evaluation
+    from medsight.infer.segment import evaluate_segmenter
+
+    console = Console(stderr=True)
+    columns = (TextColumn("segmenting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Provenance(inputs=[model, data], parameters=params) as prov:
+        with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+            task = bar.add_task("evaluate", total=None)
+            result = evaluate_segmenter(
+                model,
+                data,
+                **params,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        if out is not None:
+            write_segment_evaluation(result, out)
+            prov.add_output(out)
+    if as_json:
+        typer.echo(json.dumps(segment_summary(result)))
+        return
+    table = Table(
+        title=f"split {params['split']}: {result['n_cases']} cases, mean foreground Dice {result['dice']:.3f}"
+    )
+    for column in ("class", "dice", "iou", "hd95_mm", "assd_mm", "nsd", "volume_diff_pct"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, values in result["per_class"].items():
+        table.add_row(
+            name,
+            *(
+                "-" if values.get(k) is None else f"{values[k]:.3f}"
+                for k in ("dice", "iou", "hd95_mm", "assd_mm", "nsd", "volume_diff_pct")
+            ),
+        )
+    Console().print(table)
+    if result.get("auc") is not None:
+        Console().print(f"pixel AUC {result['auc']:.4f}, pooled F1 {result['f1_pooled']:.4f}")
+    if out is not None:
+        typer.echo(f"wrote {out}")

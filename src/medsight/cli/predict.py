@@ -1,4 +1,9 @@
-"""`medsight predict MODEL_DIR INPUT...`: calibrated probabilities and classes for raw inputs."""
+"""`medsight predict MODEL_DIR INPUT...`: classes with calibrated probabilities, or label maps.
+
+Classification prints or writes one row per input. Segmentation writes a label map per
+input (NIfTI, on the input's grid; a DICOM SEG too for DICOM input) and prints the
+volume of each structure.
+"""
 
 from __future__ import annotations
 
@@ -16,24 +21,33 @@ from medsight.cli import app
 def predict(
     model: Path = typer.Argument(..., help="Model bundle folder."),
     inputs: list[Path] = typer.Argument(..., help="Image files, folders of images, or DICOM series folders."),
-    out: Path = typer.Option(None, "--out", help="Write .csv or .json (default: print JSON lines)."),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        help="Classification: .csv or .json (default: print JSON lines). "
+        "Segmentation: a label map file (one input) or a folder.",
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     engine: str = typer.Option("torch", "--engine", help="torch, or onnx (after medsight export onnx)."),
+    probabilities: bool = typer.Option(
+        False, "--probabilities", help="Segmentation: also write class probabilities."
+    ),
 ) -> None:
-    """Apply the model's own preprocessing, then predict; one row per input."""
+    """Apply the model's own preprocessing, then predict each input."""
     from medsight.audit import Provenance
-    from medsight.errors import UnsupportedError
+    from medsight.errors import FormatError, UnsupportedError
     from medsight.infer import Classifier
     from medsight.io import atomic_path
 
+    plan_file = model / "plan.json"
+    task = json.loads(plan_file.read_text()).get("task") if plan_file.is_file() else None
+    if task == "segment":
+        if out is None:
+            raise FormatError("segmentation needs --out", hint="--out seg.nii.gz, or --out FOLDER")
+        _segment(model, inputs, out, device, probabilities)
+        return
     with Provenance(inputs=[model, *inputs], parameters={"device": device}) as prov:
         predictor = Classifier.load(model, device=device)
-        if predictor.bundle.plan.get("task") != "classify":
-            raise UnsupportedError(
-                f"a {predictor.bundle.plan.get('task')} model",
-                path=model,
-                hint="Only classification bundles predict yet",
-            )
         rows = predictor.predict_paths(inputs)
         if out is None:
             for row in rows:
@@ -61,3 +75,26 @@ def predict(
             tmp.write_text(text, encoding="utf-8")
         prov.add_output(out)
     typer.echo(f"wrote {out}: {len(rows)} prediction(s)")
+
+
+def _segment(model: Path, inputs: list[Path], out: Path, device: str, probabilities: bool) -> None:
+    from medsight.audit import Provenance
+    from medsight.errors import FormatError
+    from medsight.infer.classify import expand_inputs
+    from medsight.infer.segment import Segmenter
+
+    paths = expand_inputs(inputs)
+    if len(paths) > 1 and out.suffix:
+        raise FormatError(
+            f"{len(paths)} inputs, but --out names one file",
+            path=out,
+            hint="Give a folder for several inputs",
+        )
+    params = {"device": device, "probabilities": probabilities}
+    with Provenance(inputs=[model, *paths], parameters=params) as prov:
+        segmenter = Segmenter.load(model, device=device)
+        for path in paths:
+            result = segmenter.predict_path(path, out, probabilities=probabilities)
+            for written in result["outputs"].values():
+                prov.add_output(written)
+            typer.echo(json.dumps(result))

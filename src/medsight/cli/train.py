@@ -1,4 +1,4 @@
-"""`medsight train classify DATA --out MODEL_DIR`: self-configuring training into a model bundle."""
+"""`medsight train classify|segment DATA --out MODEL_DIR`: self-configuring training into a model bundle."""
 
 from __future__ import annotations
 
@@ -54,6 +54,38 @@ def classify(
                 "val_auc": round(val["auc"], 4),
                 "val_accuracy": round(val["accuracy"], 4),
                 "val_ece": round(val["ece"], 4) if "ece" in val else None,
+            }
+        )
+    )
+
+
+@train_app.command("segment")
+def segment(
+    data: Path = typer.Argument(..., help="Manifest or dataset of images with label maps."),
+    out: Path = typer.Option(..., "--out", help="Model folder to create (the bundle)."),
+    time_budget: float = typer.Option(30.0, "--time-budget", help="Minutes of training."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (splits, initialisation, patches, augmenting)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a plan field: --set batch_size=4"),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last epoch."),
+) -> None:
+    """Fingerprint the data, plan (spacing, patch, DynUNet), train on patches, choose post-processing."""
+    from medsight.audit import Provenance
+    from medsight.train.segment import train_segmenter
+
+    params = {"time_budget_min": time_budget, "device": device, "seed": seed, "set": overrides}
+    with Provenance(inputs=[data] if data.is_file() else [], parameters={**params, "resume": resume}) as prov:
+        card = train_segmenter(
+            data, out, budget_min=time_budget, device=device, seed=seed, overrides=overrides, resume=resume
+        )
+        prov.add_output(out)
+    typer.echo(
+        json.dumps(
+            {
+                "model": str(out),
+                "best_epoch": card["training"]["best_epoch"],
+                "val_dice": card["validation"]["dice_per_class"],
+                "postprocessing": card["validation"]["postprocessing"],
             }
         )
     )

@@ -222,6 +222,10 @@ class Manifest:
             arrays = [np.maximum.reduce([(a > 0).astype(np.uint8) for a in arrays])]
         return masks[0].with_array(arrays[0], kind="label")
 
+    def load_fov(self, sample: Sample) -> Image | None:
+        """The sample's field-of-view mask (non-zero inside), where the dataset has one."""
+        return self._read(sample.fov, kind="label") if sample.fov else None
+
     def _read(self, relative: str, *, kind: str) -> Image:
         from medsight.io import read
 

@@ -2,6 +2,20 @@
 
 from medsight.infer.classify import Classifier
 from medsight.infer.evaluate import evaluate_classifier
+from medsight.infer.evaluate_segment import SegmentationCase, evaluate_segmentations
 from medsight.infer.onnx import OnnxClassifier, export_onnx, load_predictor
+from medsight.infer.segment import Segmenter, evaluate_segmenter
+from medsight.infer.sliding_window import sliding_window
 
-__all__ = ["Classifier", "OnnxClassifier", "evaluate_classifier", "export_onnx", "load_predictor"]
+__all__ = [
+    "Classifier",
+    "OnnxClassifier",
+    "SegmentationCase",
+    "Segmenter",
+    "evaluate_classifier",
+    "evaluate_segmentations",
+    "evaluate_segmenter",
+    "export_onnx",
+    "load_predictor",
+    "sliding_window",
+]

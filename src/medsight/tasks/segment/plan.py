@@ -1,0 +1,230 @@
+"""Segmentation planning, after nnU-Net: a fingerprint of the data, then rules that write ``plan.json``.
+
+Fingerprint: spacings and sizes of the training cases, intensity statistics of the
+foreground (voxels inside any label), the share of voxels of each class. Rules:
+
+- target spacing: the median spacing; when one axis is over 3x coarser than the finest,
+  its 10th percentile instead (nnU-Net's rule, so thin-slice cases are not blurred away);
+- normalisation: CT clipped to the foreground 0.5-99.5 percentiles, then z-scored with the
+  foreground mean and SD; other modalities z-scored per image;
+- network: MONAI's DynUNet with nnU-Net's topology rule: an axis is downsampled while its
+  spacing is within 2x of the finest and its feature map is at least 8 voxels; 3x3(x3)
+  kernels, 1 on an axis over 2x coarser; 5 levels at most;
+- patch: the median case size at the target spacing, capped, divisible by the downsampling;
+  candidates are timed on the device from the cheapest up, and the costliest that still
+  allows `MIN_STEPS` training steps within the budget is chosen.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+__all__ = ["fingerprint", "make_plan", "topology"]
+
+MIN_STEPS = 1500  # fewer steps than this: a smaller patch or network is a better use of the time
+MAX_EPOCHS = 500
+PATCH_CAP = {2: 512 * 512, 3: 128**3}  # voxels
+MAX_LEVELS = 6  # the input level plus five downsamplings
+MIN_PATCH = 16  # voxels per axis: DynUNet needs two downsamplings at least
+FOREGROUND_SAMPLES = 10_000  # intensity samples per case
+
+
+def fingerprint(images: list, labels: list, *, classes: list[str], n: dict[str, int]) -> dict:
+    """Summary of training `images` and their label maps `labels` (`Image` lists, same order).
+
+    `classes` names label values 1, 2, ... (0 is background).
+    """
+    rng = np.random.default_rng(0)
+    spacings = np.array([im.spacing for im in images], float)
+    shapes = np.array([im.spatial_shape for im in images], float)
+    foreground, counts = [], np.zeros(len(classes) + 1)
+    for im, lab in zip(images, labels):
+        values = lab.array[0]
+        counts += np.bincount(values.ravel().astype(np.int64), minlength=len(counts))[: len(counts)]
+        inside = im.array[0][values > 0]
+        if inside.size:
+            foreground.append(rng.choice(inside, min(inside.size, FOREGROUND_SAMPLES), replace=False))
+    fg = np.concatenate(foreground).astype(np.float64) if foreground else np.zeros(1)
+    modality = max({im.metadata.get("modality") for im in images}, key=str)
+    return {
+        "n": n,
+        "classes": classes,
+        "ndim": images[0].ndim,
+        "channels": images[0].num_channels,
+        "modality": modality,
+        "spacings": spacings.round(4).tolist(),
+        "sizes": shapes.astype(int).tolist(),
+        "median_spacing": np.median(spacings, axis=0).round(4).tolist(),
+        "median_size": np.median(shapes, axis=0).astype(int).tolist(),
+        "foreground_intensity": {
+            "mean": float(fg.mean()),
+            "std": float(fg.std()),
+            "p0_5": float(np.percentile(fg, 0.5)),
+            "p99_5": float(np.percentile(fg, 99.5)),
+        },
+        "class_fraction": (counts / max(counts.sum(), 1)).round(6).tolist(),
+    }
+
+
+def target_spacing(fp: dict) -> list[float]:
+    """Median spacing; an axis over 3x coarser than the finest gets its 10th percentile."""
+    spacing = np.array(fp["median_spacing"], float)
+    if len(spacing) == 3 and spacing.max() / spacing.min() > 3:
+        axis = int(spacing.argmax())
+        spacing[axis] = np.percentile(np.array(fp["spacings"])[:, axis], 10)
+    return [round(float(s), 4) for s in spacing]
+
+
+def topology(patch: list[int], spacing: list[float]) -> tuple[list[list[int]], list[list[int]]]:
+    """nnU-Net's kernels and strides for a patch (voxels) at a spacing (mm); first stride 1."""
+    sizes, spacing = list(patch), list(spacing)
+    kernels, strides = [], [[1] * len(sizes)]
+    while len(strides) < MAX_LEVELS:
+        ratio = [s / min(spacing) for s in spacing]
+        stride = [2 if r <= 2 and size >= 8 else 1 for r, size in zip(ratio, sizes)]
+        if all(s == 1 for s in stride):
+            break
+        kernels.append([3 if r <= 2 else 1 for r in ratio])
+        strides.append(stride)
+        sizes = [size // s for size, s in zip(sizes, stride)]
+        spacing = [sp * s for sp, s in zip(spacing, stride)]
+    kernels.append([3] * len(sizes))
+    return kernels, strides
+
+
+def _fit_patch(size: list[int], spacing: list[float], cap: int) -> list[int]:
+    """Shrink `size` to at most `cap` voxels (the axis longest in mm first, keeping the field of
+    view as isotropic as it can; `MIN_PATCH` voxels at least), then make each axis divisible
+    by its total downsampling."""
+    size = [max(MIN_PATCH, int(s)) for s in size]
+    while np.prod(size) > cap:
+        shrinkable = [a for a in range(len(size)) if size[a] > MIN_PATCH]
+        if not shrinkable:
+            break
+        axis = max(shrinkable, key=lambda a: size[a] * spacing[a])
+        size[axis] = max(MIN_PATCH, int(size[axis] * 0.9))
+    for _ in range(8):
+        _, strides = topology(size, spacing)
+        factor = np.prod(np.array(strides), axis=0)
+        fitted = [max(int(f), int(round(s / f)) * int(f)) for s, f in zip(size, factor)]
+        if fitted == size:
+            break
+        size = fitted
+    return size
+
+
+def _network(fp: dict, patch: list[int], spacing: list[float], base: int) -> dict:
+    kernels, strides = topology(patch, spacing)
+    return {
+        "name": "dynunet",
+        "spatial_dims": fp["ndim"],
+        "in_channels": fp["channels"],
+        "num_classes": len(fp["classes"]) + 1,
+        "kernels": kernels,
+        "strides": strides,
+        "filters": [min(base * 2**i, base * 10) for i in range(len(strides))],
+    }
+
+
+def _seconds_per_step(network: dict, patch: list[int], batch: int, device: str, limit: float) -> float:
+    """Measured time of one training step (forward, Dice + CE, backward, update); a warm-up
+    step over 3x `limit` seconds is answer enough."""
+    import torch
+    from monai.losses import DiceCELoss
+
+    from medsight.models import build_model
+
+    model = build_model(network).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    x = torch.randn(batch, network["in_channels"], *patch, device=device)
+    y = torch.randint(0, network["num_classes"], (batch, 1, *patch), device=device)
+    times = []
+    for _ in range(2):  # the first step warms up allocators and kernels
+        start = time.perf_counter()
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+        if times[0] > 3 * limit:
+            break
+    return times[-1]
+
+
+def make_plan(
+    fp: dict, *, budget_min: float, device: str = "cpu", seed: int = 0, measure: bool = True
+) -> dict:
+    """Plan a training from fingerprint `fp` that fits `budget_min` minutes on `device`."""
+    ndim = fp["ndim"]
+    spacing = target_spacing(fp)
+    scale = np.array(fp["median_spacing"]) / np.array(spacing)
+    median_size = [int(round(s * f)) for s, f in zip(fp["median_size"], scale)]
+    batch = 8 if ndim == 2 else 2
+    steps_per_epoch = 50 if ndim == 2 else 25
+    budget_s = budget_min * 60 * 0.8  # validation, post-processing choice and saving
+    full = _fit_patch(median_size, spacing, PATCH_CAP[ndim])
+    options = []
+    for shrink in (1.0, 0.5, 0.25, 0.125):
+        patch = _fit_patch(full, spacing, max(MIN_PATCH**ndim, int(np.prod(full) * shrink)))
+        for base in (32, 16):
+            if not any(o["patch"] == patch and o["base"] == base for o in options):
+                options.append({"patch": patch, "base": base})
+    # Timed from the cheapest up (convolution cost ~ voxels x channels^2); the first that
+    # misses the step target ends the search, so timing costs about one over-budget step.
+    options.sort(key=lambda o: np.prod(o["patch"]) * o["base"] ** 2)
+    limit = budget_s / MIN_STEPS
+    chosen, steps, timings = options[0], budget_s / 0.01, []
+    for option in options if measure else []:
+        network = _network(fp, option["patch"], spacing, option["base"])
+        sec = _seconds_per_step(network, option["patch"], batch, device, limit=limit)
+        timings.append({**option, "s_per_step": round(sec, 4), "steps_in_budget": int(budget_s / sec)})
+        if sec > limit and timings[:-1]:
+            break
+        chosen, steps = option, budget_s / sec
+        if sec > limit:
+            break
+    epochs = int(np.clip(steps / steps_per_epoch, 1, MAX_EPOCHS))
+    intensity = fp["foreground_intensity"]
+    if fp["modality"] == "CT":
+        normalize = {
+            "kind": "ct",
+            "clip": [intensity["p0_5"], intensity["p99_5"]],
+            "mean": intensity["mean"],
+            "std": max(intensity["std"], 1e-6),
+        }
+    else:
+        normalize = {"kind": "zscore_image"}
+    return {
+        "task": "segment",
+        "version": 1,
+        "seed": seed,
+        "device": device,
+        "classes": fp["classes"],
+        "preprocess": {
+            "ndim": ndim,
+            "channels": fp["channels"],
+            "spacing": spacing,
+            "normalize": normalize,
+        },
+        "patch_size": chosen["patch"],
+        "network": _network(fp, chosen["patch"], spacing, chosen["base"]),
+        "batch_size": batch,
+        "steps_per_epoch": steps_per_epoch,
+        "epochs": epochs,
+        "time_budget_min": budget_min,
+        "optimizer": {"name": "adamw", "lr": 3e-3, "weight_decay": 3e-5},
+        "schedule": {"name": "onecycle", "warmup_fraction": 0.05},
+        "sampling": {"foreground_fraction": 0.33},
+        "augmentation": {"strength": "medium", "elastic": False},
+        "loss": {"name": "dice_ce"},
+        "inference": {"overlap": 0.5, "mirror_axes": [], "batch_size": 4},
+        # Per-epoch validation: a few cases, windows overlapping less than at inference (cheaper).
+        "validation": {"max_cases": 16 if ndim == 2 else 4, "overlap": 0.25},
+        "selection": {"metric": "val_dice"},
+        "planning": {"candidates_timed": timings, "epochs_estimated": epochs, "fingerprint": fp},
+    }

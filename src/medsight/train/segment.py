@@ -1,0 +1,266 @@
+"""`train_segmenter`: data -> checks -> fingerprint -> plan -> cases -> fit -> post-processing -> bundle.
+
+Every case is read, checked (label map on the image's grid, values among the classes) and
+put on the plan's grid before training starts, so bad input fails early and names its files.
+The test split is never read: the best epoch and the post-processing are chosen on `val`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from medsight.data import Manifest, load_dataset
+from medsight.errors import FormatError, MedsightError
+from medsight.models.bundle import save_bundle, write_json
+from medsight.tasks.overrides import apply_overrides
+from medsight.tasks.segment.plan import fingerprint, make_plan
+from medsight.tasks.segment.postprocess import choose_postprocessing, dice_per_class
+from medsight.tasks.segment.preprocess import check_label_map, normalize, to_plan_grid
+
+__all__ = ["train_segmenter"]
+
+
+def label_names(manifest: Manifest, masks: list) -> list[str]:
+    """Names of label values 1, 2, ...: the manifest's, else ``label_1`` ... up to the largest value."""
+    if manifest.label_names:
+        top = max(manifest.label_names)
+        return [manifest.label_names.get(v, f"label_{v}") for v in range(1, top + 1)]
+    top = max(int(m.array.max()) for m in masks)
+    return ["foreground"] if top == 1 else [f"label_{v}" for v in range(1, top + 1)]
+
+
+def _read_cases(manifest: Manifest, samples: list) -> tuple[list, list]:
+    """Images and label maps; every unreadable or unpaired case is named before training."""
+    images, masks, problems = [], [], []
+    for s in samples:
+        try:
+            image, mask = manifest.load_image(s), manifest.load_mask(s)
+            if mask is None:
+                raise FormatError("no label map")
+            images.append(image)
+            masks.append(mask)
+        except MedsightError as exc:
+            problems.append(f"{s.key} ({exc.problem})")
+    if problems:
+        raise FormatError(
+            f"{len(problems)} case(s) cannot be used: {'; '.join(problems[:5])}",
+            hint="Fix or remove them (medsight qc lists every problem)",
+        )
+    return images, masks
+
+
+def _check_cases(manifest, samples, images, masks, n_classes: int) -> None:
+    problems = []
+    dims = Counter(im.ndim for im in images)
+    if len(dims) > 1:
+        raise FormatError(f"the images mix 2D and 3D ({dict(dims)})", hint="Train one model per dimension")
+    for s, image, mask in zip(samples, images, masks):
+        try:
+            check_label_map(mask, image, n_classes, path=manifest.path(s.masks[0]))
+        except MedsightError as exc:
+            problems.append(f"{s.key}: {exc.problem}")
+    if problems:
+        raise FormatError(
+            f"{len(problems)} label map(s) do not fit: {'; '.join(problems[:5])}",
+            hint="Every label map must lie on its image's grid with values among the classes",
+        )
+
+
+def _prepare(images, masks, pre) -> tuple[list, list]:
+    arrays, labels = [], []
+    for image, mask in zip(images, masks):
+        image, mask = to_plan_grid(image, pre, mask)
+        arrays.append(normalize(image.array, pre["normalize"]))
+        labels.append(mask.array[0].astype(np.uint8))
+    return arrays, labels
+
+
+def predict_cases(
+    model, arrays: list, plan: dict, device, *, overlap: float | None = None
+) -> list[np.ndarray]:
+    """Label maps of normalised cases on the plan's grid (sliding window, the plan's settings)."""
+    import torch
+
+    from medsight.infer.sliding_window import sliding_window
+
+    inference = plan["inference"]
+
+    def network(x):
+        return model(x.to(device))
+
+    with torch.inference_mode():
+        return [
+            sliding_window(
+                a,
+                network,
+                patch=plan["patch_size"],
+                overlap=inference["overlap"] if overlap is None else overlap,
+                batch_size=inference["batch_size"],
+                mirror_axes=inference["mirror_axes"],
+                output="labels",
+            )
+            for a in arrays
+        ]
+
+
+def train_segmenter(
+    data: str | Path | Manifest,
+    out_dir: str | Path,
+    *,
+    budget_min: float = 30.0,
+    device: str = "cpu",
+    seed: int = 0,
+    overrides: list[str] = (),
+    resume: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Train a segmentation model and bundle it in `out_dir`; returns the model card."""
+    start = time.perf_counter()
+    import torch
+    from monai.losses import DiceCELoss
+    from safetensors.torch import load_file
+
+    from medsight.data.augment import default_augmentation
+    from medsight.data.splits import split_dataset
+    from medsight.models import build_model
+    from medsight.models.weights import load_weights
+    from medsight.train.loop import BEST, augmenter, fit
+    from medsight.train.patches import PatchBatches
+
+    out_dir = Path(out_dir)
+    manifest = data if isinstance(data, Manifest) else load_dataset(data)
+    with_masks = [s for s in manifest if s.masks and s.split != "test"]
+    if not with_masks:
+        raise FormatError(
+            "the dataset has no training samples with label maps",
+            hint="Segmentation needs images with masks (see medsight dataset import)",
+        )
+    notes = []
+    if not any(s.split == "val" for s in with_masks):
+        manifest, notes = split_dataset(manifest, seed=seed)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise FormatError("--device cuda asked for, but torch sees no CUDA device", hint="Use --device cpu")
+    if device == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+
+    train = [s for s in manifest if s.split == "train" and s.masks]
+    val = [s for s in manifest if s.split == "val" and s.masks]
+    if not train or not val:
+        raise FormatError("need label maps in both the train and val splits", hint="medsight dataset split")
+    train_images, train_masks = _read_cases(manifest, train)
+    val_images, val_masks = _read_cases(manifest, val)
+    classes = label_names(manifest, train_masks + val_masks)
+    _check_cases(manifest, train + val, train_images + val_images, train_masks + val_masks, len(classes))
+    if not any(m.array.any() for m in train_masks):
+        raise FormatError(
+            "every training label map is empty (no foreground anywhere)",
+            hint="Check the masks: a segmentation model needs labelled structures to learn",
+        )
+
+    plan_path = out_dir / "plan.json"
+    if resume and plan_path.is_file():
+        plan = json.loads(plan_path.read_text())
+    else:
+        fp = fingerprint(train_images, train_masks, classes=classes, n={"train": len(train), "val": len(val)})
+        plan = apply_overrides(
+            make_plan(fp, budget_min=budget_min, device=device, seed=seed), list(overrides)
+        )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(plan, plan_path)
+
+    pre = plan["preprocess"]
+    x_train, y_train = _prepare(train_images, train_masks, pre)
+    x_val, y_val = _prepare(val_images, val_masks, pre)
+    picked = np.random.default_rng(seed).permutation(len(x_val))[: plan["validation"]["max_cases"]]
+    dev = torch.device(plan["device"])
+    dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+
+    def validate(model, resize) -> dict:
+        overlap = plan["validation"]["overlap"]
+        predicted = predict_cases(model, [x_val[i] for i in picked], plan, dev, overlap=overlap)
+        scores = np.array([dice_per_class(p, y_val[i], len(classes)) for p, i in zip(predicted, picked)])
+        return {"val_dice": float(np.nanmean(scores)) if np.isfinite(scores).any() else 0.0}
+
+    aug = plan["augmentation"]
+    augment = (
+        augmenter(
+            default_augmentation(pre["ndim"], strength=aug["strength"], elastic=aug["elastic"]), masks=True
+        )
+        if aug.get("strength") not in (None, "none")
+        else None
+    )
+    batches = PatchBatches(
+        x_train,
+        y_train,
+        patch=plan["patch_size"],
+        batch_size=plan["batch_size"],
+        steps_per_epoch=plan["steps_per_epoch"],
+        foreground_fraction=plan["sampling"]["foreground_fraction"],
+    )
+    model = build_model(plan["network"])
+    setup_s = time.perf_counter() - start
+    result = fit(
+        model,
+        batches=batches,
+        loss_fn=dice_ce,
+        validate=validate,
+        plan=plan,
+        out_dir=out_dir,
+        augment=augment,
+        resume=resume,
+        progress=progress,
+    )
+
+    load_weights(model, load_file(str(out_dir / BEST)), path=out_dir / BEST)
+    model.to(dev).eval()
+    predicted = predict_cases(model, x_val, plan, dev)
+    post = choose_postprocessing(predicted, y_val, len(classes))
+    plan = {**plan, "postprocess": post["plan"]}
+    card = {
+        "intended_use": f"Research use only: segmentation of {', '.join(classes)}; not a medical device.",
+        "task": "segment",
+        "data": {
+            "name": manifest.name,
+            "source": manifest.source,
+            "samples": {k or "none": v for k, v in Counter(s.split for s in manifest).items()},
+            "class_fraction_train": plan["planning"]["fingerprint"]["class_fraction"],
+        },
+        "training": {
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "elapsed_s": round(result.elapsed_s, 1),
+            "setup_s": round(setup_s, 2),
+            "stopped_by_time_budget": result.stopped_by_budget,
+            "device": plan["device"],
+            "seed": plan["seed"],
+            "python": platform.python_version(),
+        },
+        "validation": {
+            "cases": len(x_val),
+            "dice_per_class": dict(zip(classes, post["dice_after"])),
+            "dice_before_postprocessing": dict(zip(classes, post["dice_before"])),
+            "postprocessing": post["plan"],
+            "note": "on the plan's grid; evaluate on the test split for unbiased figures",
+        },
+        "limitations": [
+            "Metrics are on the validation split used for model selection; "
+            "evaluate on a held-out test split (medsight evaluate) for unbiased figures.",
+            *notes,
+        ],
+    }
+    save_bundle(
+        out_dir,
+        state_dict=model.state_dict(),
+        plan=plan,
+        card=card,
+        labels=["background", *classes],
+        data_hash=manifest.digest(),
+    )
+    return card

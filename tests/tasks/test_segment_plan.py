@@ -1,0 +1,50 @@
+"""Segmentation planning rules: target spacing, nnU-Net topology, patch fitting."""
+
+import numpy as np
+
+from medsight.tasks.segment.plan import _fit_patch, make_plan, target_spacing, topology
+
+
+def test_topology_follows_nnunet_rules_on_anisotropic_data():
+    kernels, strides = topology([160, 160, 20], [0.8, 0.8, 5.0])
+    assert strides[0] == [1, 1, 1]
+    # the 5 mm axis is neither downsampled nor convolved with 3 until the others catch up
+    assert strides[1] == [2, 2, 1] and kernels[0] == [3, 3, 1]
+    assert strides[3] == [2, 2, 2] and kernels[2] == [3, 3, 3]  # spacings now within 2x
+    assert len(strides) <= 6
+
+
+def test_fit_patch_caps_voxels_and_divides_by_the_downsampling():
+    patch = _fit_patch([300, 280, 200], [1.0, 1.0, 1.0], 96**3)
+    assert np.prod(patch) <= 96**3 * 1.1
+    _, strides = topology(patch, [1.0, 1.0, 1.0])
+    assert all(p % f == 0 for p, f in zip(patch, np.prod(strides, axis=0)))
+    assert _fit_patch([8, 8, 8], [1.0, 1.0, 1.0], 10) == [16, 16, 16]  # the smallest patch: stops
+
+
+def test_target_spacing_takes_a_finer_percentile_on_a_coarse_axis():
+    fp = {"median_spacing": [0.7, 0.7, 5.0], "spacings": [[0.7, 0.7, s] for s in (1.0, 5.0, 5.0, 5.0, 5.0)]}
+    assert target_spacing(fp)[2] < 5.0
+    assert target_spacing({"median_spacing": [1.0, 1.0], "spacings": [[1.0, 1.0]]}) == [1.0, 1.0]
+
+
+def test_plan_without_timing_is_complete():
+    fp = {
+        "n": {"train": 4, "val": 1},
+        "classes": ["a", "b"],
+        "ndim": 3,
+        "channels": 1,
+        "modality": "CT",
+        "spacings": [[1.0, 1.0, 2.0]] * 4,
+        "sizes": [[100, 100, 50]] * 4,
+        "median_spacing": [1.0, 1.0, 2.0],
+        "median_size": [100, 100, 50],
+        "foreground_intensity": {"mean": 50.0, "std": 10.0, "p0_5": 0.0, "p99_5": 100.0},
+        "class_fraction": [0.9, 0.05, 0.05],
+    }
+    plan = make_plan(fp, budget_min=5, measure=False)
+    assert plan["network"]["num_classes"] == 3
+    assert plan["preprocess"]["normalize"]["kind"] == "ct"
+    assert (
+        len(plan["network"]["kernels"]) == len(plan["network"]["strides"]) == len(plan["network"]["filters"])
+    )
