@@ -9,7 +9,6 @@ reads only the plan; every field can be overridden (``--set network.width=0.5``)
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import numpy as np
@@ -98,26 +97,21 @@ def _seconds_per_sample(network: dict, size: int, ndim: int, batch: int, device:
     import torch
 
     from medsight.data.augment import Batch, default_augmentation
-    from medsight.models import build_model
+    from medsight.tasks.timing import seconds_per_step
 
-    model = build_model(network).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     augment = default_augmentation(ndim, strength="light")
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(batch, network["in_channels"], *([size] * ndim), device=device)
     y = torch.zeros(batch, dtype=torch.long, device=device)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    times = []
-    for _ in range(3):  # the first step warms up allocators and kernels
-        start = time.perf_counter()
-        loss = loss_fn(model(augment(Batch(x), generator=generator)[0].image), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times[1:]) / batch  # other work on the machine only ever adds time
+    step = seconds_per_step(
+        network,
+        x,
+        y,
+        torch.nn.CrossEntropyLoss(),
+        device=device,
+        transform=lambda b: augment(Batch(b), generator=generator)[0].image,
+    )
+    return step / batch
 
 
 def _small_size(fp: dict, size: int) -> int | None:

@@ -17,8 +17,6 @@ foreground (voxels inside any label), the share of voxels of each class. Rules:
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 __all__ = ["fingerprint", "make_plan", "topology"]
@@ -129,31 +127,16 @@ def _network(fp: dict, patch: list[int], spacing: list[float], base: int) -> dic
 
 
 def _seconds_per_step(network: dict, patch: list[int], batch: int, device: str, limit: float) -> float:
-    """Measured time of one training step (forward, Dice + CE, backward, update); a warm-up
-    step over 3x `limit` seconds is answer enough."""
+    """Measured time of one training step (forward, Dice + CE, backward, update)."""
     import torch
     from monai.losses import DiceCELoss
 
-    from medsight.models import build_model
+    from medsight.tasks.timing import seconds_per_step
 
-    model = build_model(network).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     x = torch.randn(batch, network["in_channels"], *patch, device=device)
     y = torch.randint(0, network["num_classes"], (batch, 1, *patch), device=device)
-    times = []
-    for _ in range(2):  # the first step warms up allocators and kernels
-        start = time.perf_counter()
-        loss = loss_fn(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-        if times[0] > 3 * limit:
-            break
-    return times[-1]
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    return seconds_per_step(network, x, y, loss_fn, device=device, steps=2, limit=limit)
 
 
 def make_plan(

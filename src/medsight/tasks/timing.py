@@ -1,0 +1,47 @@
+"""Measured speed of a training step on the device: what planning sizes networks by."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+__all__ = ["seconds_per_step"]
+
+
+def seconds_per_step(
+    network: dict,
+    x,
+    y,
+    loss_fn: Callable,
+    *,
+    device: str,
+    steps: int = 3,
+    transform: Callable | None = None,
+    limit: float | None = None,
+) -> float:
+    """Seconds of one training step (`transform`, forward, loss, backward, AdamW update) of the
+    network `network` builds, on batch `x`, `y` already on `device`.
+
+    The first of `steps` steps warms up allocators and kernels; the fastest of the others is
+    returned, since other work on the machine only ever adds time. A warm-up step over 3x
+    `limit` seconds is answer enough (returned as is).
+    """
+    import torch
+
+    from medsight.models import build_model
+
+    model = build_model(network).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        loss = loss_fn(model(transform(x) if transform else x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+        if limit is not None and times[0] > 3 * limit:
+            return times[0]
+    return min(times[1:]) if len(times) > 1 else times[0]
