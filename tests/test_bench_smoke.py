@@ -27,3 +27,10 @@ def test_cli_startup_benchmark_runs():
     result = run("bench_cli_startup.py", "--repeats", "1")
     assert result["torch_imported"] is False
     assert all(c["returncode"] == [0] for c in result["commands"].values())
+
+
+def test_sliding_window_benchmark_runs_and_matches_monai():
+    result = run("bench_sliding_window.py", "--quick")
+    assert result["windows"]["medsight"] == result["windows"]["monai"] > 0
+    assert result["label_agreement"] == 1.0 and result["max_probability_diff"] < 1e-4
+    assert result["medsight"]["seconds"] > 0 and result["monai"]["peak_rss_mb"] > 0
