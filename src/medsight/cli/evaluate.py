@@ -149,7 +149,8 @@ def _segment(model: Path, data: Path, out: Path | None, as_json: bool, **params)
     from rich.table import Table
 
     from medsight.audit import Provenance
-    from medsight.infer.evaluate_segment import segment_summary, write_segment_evaluation
+    from medsight.infer.evaluate import summary
+    from medsight.infer.evaluate_segment import write_segment_evaluation
     from medsight.infer.segment import evaluate_segmenter
 
     console = Console(stderr=True)
@@ -167,7 +168,7 @@ def _segment(model: Path, data: Path, out: Path | None, as_json: bool, **params)
             write_segment_evaluation(result, out)
             prov.add_output(out)
     if as_json:
-        typer.echo(json.dumps(segment_summary(result)))
+        typer.echo(json.dumps(summary(result)))
         return
     table = Table(
         title=f"split {params['split']}: {result['n_cases']} cases, mean foreground Dice {result['dice']:.3f}"

@@ -43,7 +43,7 @@ METRICS = ("auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", 
 RELIABILITY_BINS = 10
 
 
-def _number(value) -> float | None:
+def json_number(value) -> float | None:
     """JSON-ready: NaN (undefined on this data) becomes None."""
     value = float(value)
     return value if np.isfinite(value) else None
@@ -96,7 +96,7 @@ def _per_class(
         m = classification_metrics(truth, np.stack([1 - p, p], 1), threshold=t)
         if not multilabel:
             m["auc"] = roc_auc_score(truth, probs[:, k]) if len(np.unique(truth)) == 2 else float("nan")
-        out[name] = {"n": int(truth.sum()), **{key: _number(m[key]) for key in METRICS if key != "ece"}}
+        out[name] = {"n": int(truth.sum()), **{key: json_number(m[key]) for key in METRICS if key != "ece"}}
     return out
 
 
@@ -165,10 +165,10 @@ def evaluate_predictions(
     else:
         curve = reliability(y, probs, bins=RELIABILITY_BINS)
         counts = np.bincount(y, minlength=k).tolist()
-    result = {name: _number(point[name]) for name in METRICS}
+    result = {name: json_number(point[name]) for name in METRICS}
     result.update(
         {
-            "ci": {name: [_number(lo), _number(hi)] for name, (lo, hi) in intervals.items()},
+            "ci": {name: [json_number(lo), json_number(hi)] for name, (lo, hi) in intervals.items()},
             "level": level,
             "n_boot": n_boot,
             "seed": seed,
@@ -183,7 +183,7 @@ def evaluate_predictions(
             "positive_class": classes[1] if binary else None,
             "confusion_matrix": _confusion(y, _decisions(probs, multilabel, threshold), k, multilabel),
             "reliability": {
-                key: (values.tolist() if key == "count" else [_number(v) for v in values])
+                key: (values.tolist() if key == "count" else [json_number(v) for v in values])
                 for key, values in curve.items()
             },
         }
@@ -352,8 +352,8 @@ def evaluate_classifier(
 
 
 def summary(result: dict) -> dict:
-    """The result without its per-image rows: what ``metrics.json`` and ``--json`` hold."""
-    return {key: value for key, value in result.items() if key != "predictions"}
+    """The result without its per-image or per-case rows: what ``metrics.json`` and ``--json`` hold."""
+    return {key: value for key, value in result.items() if key not in ("predictions", "cases")}
 
 
 def prediction_arrays(result: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -28,12 +28,12 @@ import numpy as np
 
 from medsight.errors import FormatError, GeometryError
 from medsight.image import Image
-from medsight.infer.evaluate import _number
+from medsight.infer.evaluate import json_number, summary
 from medsight.io._atomic import atomic_path
 from medsight.tasks.bootstrap import bootstrap_ci
 from medsight.tasks.segment.metrics import histogram_auc, score_histogram, segmentation_metrics
 
-__all__ = ["SegmentationCase", "evaluate_segmentations", "segment_summary", "write_segment_evaluation"]
+__all__ = ["SegmentationCase", "evaluate_segmentations", "write_segment_evaluation"]
 
 _BOOT_BINS = 4096  # AUC histogram bins kept per case for the bootstrap (the point estimate uses all)
 
@@ -238,12 +238,12 @@ def evaluate_segmentations(
 
     def interval(key) -> list:
         low, high = intervals[key]
-        return [_number(low), _number(high)]
+        return [json_number(low), json_number(high)]
 
     per_class, ci_class = {}, {}
     for c, name in enumerate(foreground):
         n_pred, n_ref = counts[:, c, 1], counts[:, c, 2]
-        per_class[name] = {m: _number(point[(name, m)]) for m in [*metrics, "f1_pooled"]}
+        per_class[name] = {m: json_number(point[(name, m)]) for m in [*metrics, "f1_pooled"]}
         per_class[name].update(
             n_empty_reference=int(np.sum((n_ref == 0) & (n_pred > 0))),
             n_empty_prediction=int(np.sum((n_pred == 0) & (n_ref > 0))),
@@ -254,9 +254,9 @@ def evaluate_segmentations(
             ci_class[name] = {m: interval((name, m)) for m in [*metrics, "f1_pooled"]}
     top = ["dice", "f1_pooled", *(["auc"] if "auc" in point else [])]
     return {
-        "dice": _number(point["dice"]),
-        "auc": _number(point["auc"]) if "auc" in point else None,
-        "f1_pooled": _number(point["f1_pooled"]),
+        "dice": json_number(point["dice"]),
+        "auc": json_number(point["auc"]) if "auc" in point else None,
+        "f1_pooled": json_number(point["f1_pooled"]),
         "per_class": per_class,
         "ci": ({name: interval(name) for name in top} | {"per_class": ci_class}) if intervals else {},
         "level": level,
@@ -282,17 +282,12 @@ def _rounded(value):
     """CSV- and JSON-ready: integers kept, floats to 6 decimals, NaN as None."""
     if isinstance(value, (int, np.integer)):
         return int(value)
-    value = _number(value)
+    value = json_number(value)
     return None if value is None else round(value, 6)
 
 
-def segment_summary(result: dict) -> dict:
-    """The result without its per-case rows: what ``metrics.json`` and ``--json`` hold."""
-    return {key: value for key, value in result.items() if key != "cases"}
-
-
 def write_segment_evaluation(result: dict, folder: str | Path) -> list[Path]:
-    """Write ``metrics.json`` (`segment_summary`) and ``per_case.csv`` into `folder`, each atomically.
+    """Write ``metrics.json`` (`summary`) and ``per_case.csv`` into `folder`, each atomically.
 
     ``per_case.csv`` has one row per case and foreground class: ``key``, ``patient``, ``class``,
     ``label``, then every value `segmentation_metrics` gives (distances in mm, sizes in mL or
@@ -303,7 +298,7 @@ def write_segment_evaluation(result: dict, folder: str | Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     metrics_path, rows_path = folder / "metrics.json", folder / "per_case.csv"
     with atomic_path(metrics_path) as tmp:
-        tmp.write_text(json.dumps(segment_summary(result), indent=2) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(summary(result), indent=2) + "\n", encoding="utf-8")
     rows = result["cases"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")

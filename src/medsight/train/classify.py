@@ -7,8 +7,6 @@ the validation split only. Datasets without splits get a seeded patient-level sp
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from collections import Counter
 from pathlib import Path
@@ -127,7 +125,7 @@ def train_classifier(
     from medsight.models import build_model
     from medsight.models.weights import load_weights
     from medsight.train.calibrate import fit_temperature
-    from medsight.train.loop import BEST, TensorBatches, augmenter, fit
+    from medsight.train.loop import BEST, TensorBatches, augmenter, fit, use_device
 
     out_dir = Path(out_dir)
     manifest = data if isinstance(data, Manifest) else load_dataset(data)
@@ -135,13 +133,7 @@ def train_classifier(
     if not any(s.split == "val" for s in manifest):
         manifest, notes = split_dataset(manifest, seed=seed)
     classes, multilabel = _check_labels(manifest)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise FormatError(
-            "--device cuda asked for, but torch sees no CUDA device",
-            hint="Use --device cpu, or install a CUDA build of torch (TORCH_SPEC)",
-        )
-    if device == "cpu":  # every core: the default may count only physical ones
-        torch.set_num_threads(os.cpu_count() or 1)
+    use_device(device)
 
     plan_path = out_dir / "plan.json"
     if resume and plan_path.is_file():
@@ -222,8 +214,7 @@ def train_classifier(
         y_val, probabilities(logits, multilabel), multilabel=multilabel, threshold=threshold
     )
     plan = {**plan, "calibration": {"temperature": temperature, "threshold": threshold}}
-    card = _model_card(manifest, plan, result, val_metrics, uncalibrated, notes)
-    card["training"]["setup_s"] = round(setup_s, 2)  # reading, planning, caching: before epoch 1
+    card = _model_card(manifest, plan, result.record(plan, setup_s=setup_s), val_metrics, uncalibrated, notes)
     save_bundle(
         out_dir,
         state_dict=model.state_dict(),
@@ -249,7 +240,7 @@ def _youden_threshold(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.clip((thresholds[best] + below) / 2, 1e-6, 1 - 1e-6))
 
 
-def _model_card(manifest, plan, result, val_metrics, uncalibrated, notes) -> dict:
+def _model_card(manifest, plan, training: dict, val_metrics, uncalibrated, notes) -> dict:
     counts = Counter(s.split for s in manifest)
     return {
         "intended_use": "Research use only: image classification of "
@@ -261,15 +252,7 @@ def _model_card(manifest, plan, result, val_metrics, uncalibrated, notes) -> dic
             "samples": {k or "none": v for k, v in counts.items()},
             "class_counts_train": plan["planning"]["fingerprint"]["class_counts"],
         },
-        "training": {
-            "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-            "elapsed_s": round(result.elapsed_s, 1),
-            "stopped_by_time_budget": result.stopped_by_budget,
-            "device": plan["device"],
-            "seed": plan["seed"],
-            "python": platform.python_version(),
-        },
+        "training": training,
         "validation": {
             "calibrated": val_metrics,
             "before_calibration": {"ece": uncalibrated.get("ece")},

@@ -26,7 +26,7 @@ from pathlib import Path
 from medsight.io._atomic import atomic_path
 from medsight.train.checkpoint import STATE, load_checkpoint, save_checkpoint
 
-__all__ = ["FitResult", "TensorBatches", "augmenter", "fit"]
+__all__ = ["FitResult", "TensorBatches", "augmenter", "fit", "use_device"]
 
 HISTORY = "history.jsonl"
 BEST = "best.safetensors"
@@ -39,6 +39,36 @@ class FitResult:
     epochs_run: int
     elapsed_s: float
     stopped_by_budget: bool
+
+    def record(self, plan: dict, *, setup_s: float) -> dict:
+        """The model card's ``training`` section."""
+        import platform
+
+        return {
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+            "elapsed_s": round(self.elapsed_s, 1),
+            "setup_s": round(setup_s, 2),  # reading, planning, caching: before epoch 1
+            "stopped_by_time_budget": self.stopped_by_budget,
+            "device": plan["device"],
+            "seed": plan["seed"],
+            "python": platform.python_version(),
+        }
+
+
+def use_device(device: str) -> None:
+    """Check that `device` exists; on a CPU use every core (torch may count physical ones only)."""
+    import torch
+
+    from medsight.errors import FormatError
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise FormatError(
+            "--device cuda asked for, but torch sees no CUDA device",
+            hint="Use --device cpu, or install a CUDA build of torch (TORCH_SPEC)",
+        )
+    if device == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
 
 
 class TensorBatches:

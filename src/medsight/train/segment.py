@@ -8,8 +8,6 @@ The test split is never read: the best epoch and the post-processing are chosen 
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from collections import Counter
 from pathlib import Path
@@ -131,7 +129,7 @@ def train_segmenter(
     from medsight.data.splits import split_dataset
     from medsight.models import build_model
     from medsight.models.weights import load_weights
-    from medsight.train.loop import BEST, augmenter, fit
+    from medsight.train.loop import BEST, augmenter, fit, use_device
     from medsight.train.patches import PatchBatches
 
     out_dir = Path(out_dir)
@@ -145,10 +143,7 @@ def train_segmenter(
     notes = []
     if not any(s.split == "val" for s in with_masks):
         manifest, notes = split_dataset(manifest, seed=seed)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise FormatError("--device cuda asked for, but torch sees no CUDA device", hint="Use --device cpu")
-    if device == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
+    use_device(device)
 
     train = [s for s in manifest if s.split == "train" and s.masks]
     val = [s for s in manifest if s.split == "val" and s.masks]
@@ -232,16 +227,7 @@ def train_segmenter(
             "samples": {k or "none": v for k, v in Counter(s.split for s in manifest).items()},
             "class_fraction_train": plan["planning"]["fingerprint"]["class_fraction"],
         },
-        "training": {
-            "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-            "elapsed_s": round(result.elapsed_s, 1),
-            "setup_s": round(setup_s, 2),
-            "stopped_by_time_budget": result.stopped_by_budget,
-            "device": plan["device"],
-            "seed": plan["seed"],
-            "python": platform.python_version(),
-        },
+        "training": result.record(plan, setup_s=setup_s),
         "validation": {
             "cases": len(x_val),
             "dice_per_class": dict(zip(classes, post["dice_after"])),
