@@ -24,8 +24,6 @@ from medsight.tasks.segment.preprocess import normalize, to_plan_grid
 
 __all__ = ["Segmentation", "Segmenter", "evaluate_segmenter"]
 
-_LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".png")
-
 
 @dataclass
 class Segmentation:
@@ -106,19 +104,21 @@ class Segmenter:
         folder that gets ``<name>_seg.nii.gz``, 2D: ``.png``), a DICOM SEG beside it for DICOM input, and the
         probabilities on request. Returns the written paths and the per-label measurements."""
         from medsight.io import read, write
+        from medsight.io._dispatch import WRITABLE
+        from medsight.io._sniff import image_stem
         from medsight.tasks.segment.measure import measure_labels
 
         path, out = Path(path), Path(out)
         image = read(path)
         result = self.predict(image, probabilities=probabilities)
-        if out.name.lower().endswith(_LABEL_SUFFIXES):
+        if out.name.lower().endswith(WRITABLE):
             label_path = out
         else:
             out.mkdir(parents=True, exist_ok=True)
             # NIfTI reads back 3D; a 2D label map stays 2D as a PNG of label values.
-            label_path = out / f"{_stem(path)}_seg{'.png' if image.ndim == 2 else '.nii.gz'}"
+            label_path = out / f"{image_stem(path)}_seg{'.png' if image.ndim == 2 else '.nii.gz'}"
         written = {"labels": str(write(result.labels, label_path))}
-        base = label_path.parent / _stem(label_path)
+        base = label_path.parent / image_stem(label_path)
         files = image.metadata.get("files")
         if files and image.ndim == 3 and len(files) == image.spatial_shape[2]:
             from medsight.io import write_seg
@@ -132,15 +132,6 @@ class Segmenter:
             "outputs": written,
             "labels": measure_labels(result.labels, image=image, names=self.names),
         }
-
-
-def _stem(path: Path) -> str:
-    """File name without its image suffix (both parts of ``.nii.gz``)."""
-    name = path.name
-    for suffix in (*_LABEL_SUFFIXES, ".dcm"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def _back_to_input(logits: np.ndarray, grid: Image, image: Image, probabilities: bool):

@@ -47,6 +47,15 @@ def format_from_suffix(path: str | Path) -> str | None:
     return None
 
 
+def image_stem(path: str | Path) -> str:
+    """File name without its image suffix (both parts of ``.nii.gz``), else without its last one."""
+    name = Path(path).name
+    for suffix in SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
 def looks_like_dicom(head: bytes) -> bool:
     """DICOM Part 10 ('DICM' at byte 128), or a bare data set starting at group 0002/0008."""
     if len(head) >= 132 and head[128:132] == b"DICM":

@@ -30,11 +30,9 @@ def natural_key(path: Path | str) -> list:
 
 
 def stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".nii.gz", *path.suffixes[-1:]):
-        if name.lower().endswith(suffix.lower()):
-            return name[: -len(suffix)]
-    return name
+    from medsight.io._sniff import image_stem
+
+    return image_stem(path)
 
 
 def mask_key(path: Path) -> str:
