@@ -124,7 +124,7 @@ def run_side(side: str, args, folder: Path) -> dict:
             )
             labels = logits[0].argmax(0).to(torch.uint8).numpy()
     else:
-        from medsight.infer.sliding_window import sliding_window
+        from medsight.tasks.segment.sliding_window import sliding_window
 
         labels = sliding_window(image, net, patch=patch, overlap=args.overlap, batch_size=args.batch_size)
     seconds, peak, windows_run, network_s = (
@@ -201,8 +201,8 @@ def ct_throughput(path: str, args) -> dict:
     """Our labels on a real CT at its own grid: HU clipped to [-1000, 1000], then z-scored."""
     import torch
 
-    from medsight.infer.sliding_window import sliding_window
     from medsight.io import read
+    from medsight.tasks.segment.sliding_window import sliding_window
 
     start = time.perf_counter()
     image = read(path)

@@ -56,27 +56,11 @@ class Segmenter:
         return {i: name for i, name in enumerate(self.bundle.labels) if i > 0}
 
     def _window(self, array: np.ndarray, output: str, mirror: bool | None) -> np.ndarray:
-        import torch
+        from medsight.tasks.segment.sliding_window import predict_with_plan
 
-        from medsight.infer.sliding_window import sliding_window
-
+        axes = None if mirror is None else list(range(array.ndim - 1)) if mirror else []
         plan = self.bundle.plan
-        inference = plan["inference"]
-        if mirror is None:
-            axes = inference["mirror_axes"]
-        else:
-            axes = list(range(plan["preprocess"]["ndim"])) if mirror else []
-        with torch.inference_mode():
-            return sliding_window(
-                array,
-                self.model,
-                patch=plan["patch_size"],
-                overlap=inference["overlap"],
-                batch_size=inference["batch_size"],
-                mirror_axes=axes,
-                output=output,
-                device=self.device,
-            )
+        return predict_with_plan(self.model, array, plan, device=self.device, mirror_axes=axes, output=output)
 
     def predict(
         self, image: Image, *, probabilities: bool = False, mirror: bool | None = None

@@ -80,32 +80,12 @@ def _prepare(images, masks, pre) -> tuple[list, list]:
     return arrays, labels
 
 
-def predict_cases(
-    model, arrays: list, plan: dict, device, *, overlap: float | None = None
-) -> list[np.ndarray]:
-    """Label maps of normalised cases on the plan's grid (sliding window, the plan's settings)."""
-    import torch
+def predict_cases(model, arrays: list, plan: dict, device, *, overlap: float | None = None) -> list:
+    """Label maps of normalised cases on the plan's grid (the plan's sliding window, or another
+    `overlap`)."""
+    from medsight.tasks.segment.sliding_window import predict_with_plan
 
-    from medsight.infer.sliding_window import sliding_window
-
-    inference = plan["inference"]
-
-    def network(x):
-        return model(x.to(device))
-
-    with torch.inference_mode():
-        return [
-            sliding_window(
-                a,
-                network,
-                patch=plan["patch_size"],
-                overlap=inference["overlap"] if overlap is None else overlap,
-                batch_size=inference["batch_size"],
-                mirror_axes=inference["mirror_axes"],
-                output="labels",
-            )
-            for a in arrays
-        ]
+    return [predict_with_plan(model, a, plan, device=device, overlap=overlap) for a in arrays]
 
 
 def train_segmenter(

@@ -24,7 +24,7 @@ import numpy as np
 
 from medsight.errors import FormatError
 
-__all__ = ["OUTPUTS", "sliding_window"]
+__all__ = ["OUTPUTS", "predict_with_plan", "sliding_window"]
 
 OUTPUTS = ("labels", "probabilities", "logits")
 
@@ -245,3 +245,28 @@ class _Slab:
         if self.output == "probabilities":
             blended = blended.softmax(0) if len(sums) > 1 else blended.sigmoid()
         self.result[:, target] = blended.cpu().numpy()
+
+
+def predict_with_plan(
+    model,
+    array,
+    plan: dict,
+    *,
+    device=None,
+    overlap: float | None = None,
+    mirror_axes: Sequence[int] | None = None,
+    output: str = "labels",
+) -> np.ndarray:
+    """`sliding_window` with a segmentation plan's patch and inference settings; `overlap` and
+    `mirror_axes` replace the plan's (validation during training uses less overlap)."""
+    inference = plan["inference"]
+    return sliding_window(
+        array,
+        model,
+        patch=plan["patch_size"],
+        overlap=inference["overlap"] if overlap is None else overlap,
+        batch_size=inference["batch_size"],
+        mirror_axes=inference["mirror_axes"] if mirror_axes is None else mirror_axes,
+        output=output,
+        device=device,
+    )

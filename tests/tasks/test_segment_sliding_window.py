@@ -13,9 +13,10 @@ pytest.importorskip("monai")
 from monai.inferers import sliding_window_inference
 
 from medsight.errors import FormatError
-from medsight.infer.sliding_window import sliding_window
+from medsight.tasks.segment.sliding_window import sliding_window
 
-module = importlib.import_module("medsight.infer.sliding_window")  # the module, whatever infer/ exports
+# the module itself, whatever the package exports under that name
+module = importlib.import_module("medsight.tasks.segment.sliding_window")
 
 
 def _net(ndim: int, classes: int = 3):
