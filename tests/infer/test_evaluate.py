@@ -59,7 +59,13 @@ def tiny_bundle(tmp_path_factory) -> tuple:
         manifest = tiny_dataset(root / "data")
         # A generous budget lets the planner accept the first network it times (a tight one
         # times candidate after candidate); the overrides then fix a tiny network and 6 epochs.
-        overrides = ["epochs=6", "network.width=0.125", "network.depth=10", "preprocess.size=[32,32]"]
+        overrides = [
+            "epochs=6",
+            "network.width=0.125",
+            "network.depth=10",
+            "preprocess.size=[32,32]",
+            "progressive=null",  # the same training whichever candidate the planner timed first
+        ]
         train_classifier(manifest, root / "model", budget_min=5, progress=False, overrides=overrides)
         _CACHE["bundle"] = (root / "model", manifest)
     return _CACHE["bundle"]

@@ -5,7 +5,6 @@ from medsight.infer.evaluate import evaluate_classifier
 from medsight.infer.evaluate_segment import SegmentationCase, evaluate_segmentations
 from medsight.infer.onnx import OnnxClassifier, export_onnx, load_predictor
 from medsight.infer.segment import Segmenter, evaluate_segmenter
-from medsight.tasks.segment.sliding_window import sliding_window
 
 __all__ = [
     "Classifier",
@@ -17,5 +16,4 @@ __all__ = [
     "evaluate_segmenter",
     "export_onnx",
     "load_predictor",
-    "sliding_window",
 ]
