@@ -34,7 +34,7 @@ def test_kvasir(shared_data):
     assert detect_layout(root) == "kvasir"
     m = load_dataset(root)
     assert len(m) == 1000 and sum(len(s.boxes) for s in m) == 1071
-    assert Counter(s.split for s in m) == {"train": 880, "val": 120}
+    assert Counter(s.split for s in m) == {"train": 880, "test": 120}  # MediaEval "val" = held out
     s = m.samples[0]
     image, mask = m.load_image(s), m.load_mask(s)
     assert image.num_channels == 3 and mask.same_grid(image)

@@ -1,9 +1,10 @@
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
 from medsight.data import Manifest, Sample
-from medsight.data.splits import split_dataset
+from medsight.data.splits import ensure_validation, split_dataset
 from medsight.errors import FormatError
 
 
@@ -63,3 +64,26 @@ def test_without_patient_ids_says_so_and_all_split_is_noop():
         split_dataset(cohort(), fractions=(0.5, 0.5, 0.5))
     with pytest.raises(FormatError, match="unknown split"):
         split_dataset(Manifest([Sample("a.png", split="training")]))
+
+
+def test_ensure_validation_carves_val_from_train_only():
+    samples = [
+        replace(s, split="test" if s.patient_id in {"p0", "p1", "p2", "p3"} else "train") for s in cohort()
+    ]
+    manifest, notes = ensure_validation(Manifest(samples), seed=0)
+    counts = Counter(s.split for s in manifest)
+    assert counts["test"] == 12  # the test split is untouched
+    assert abs(counts["val"] / (counts["val"] + counts["train"]) - 0.2) < 0.05
+    split_of = {}
+    for s in manifest:
+        assert split_of.setdefault(s.patient_id, s.split) == s.split  # by patient
+    assert "held out for validation" in notes[-1]
+    again, _ = ensure_validation(manifest, seed=5)
+    assert [s.split for s in again] == [s.split for s in manifest]  # an existing val is kept
+
+
+def test_ensure_validation_splits_unsplit_samples_first():
+    manifest, notes = ensure_validation(cohort(), seed=0)
+    assert {s.split for s in manifest} == {"train", "val", "test"}
+    with pytest.raises(FormatError, match="too few"):
+        ensure_validation(Manifest([Sample("a.png", split="train"), Sample("b.png", split="test")]))

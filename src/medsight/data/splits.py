@@ -10,7 +10,7 @@ import numpy as np
 from medsight.data.manifest import SPLITS, Manifest, Sample
 from medsight.errors import FormatError
 
-__all__ = ["split_dataset"]
+__all__ = ["ensure_validation", "split_dataset"]
 
 
 def split_dataset(
@@ -90,4 +90,33 @@ def split_dataset(
         totals.update(placed)
     counts = ", ".join(f"{split} {totals[split]}" for split in SPLITS)
     notes.append(f"split with seed {seed}: {counts}" + (" (stratified by class)" if stratify else ""))
+    return replace(manifest, samples=samples), notes
+
+
+def ensure_validation(
+    manifest: Manifest, *, seed: int = 0, fraction: float = 0.2
+) -> tuple[Manifest, list[str]]:
+    """A manifest with a `val` split for model selection; the `test` split is never touched.
+
+    Samples without a split are split as `split_dataset` does. When that leaves no `val`
+    (datasets published as train/test only, such as DRIVE), a `fraction` of the `train`
+    patients becomes `val`, grouped by patient and stratified by class.
+    """
+    if any(s.split == "val" for s in manifest):
+        return manifest, []
+    notes = []
+    if any(s.split is None for s in manifest):
+        manifest, notes = split_dataset(manifest, seed=seed)
+        if any(s.split == "val" for s in manifest):
+            return manifest, notes
+    train = replace(manifest, samples=[replace(s, split=None) for s in manifest if s.split == "train"])
+    if len(train) < 2:
+        raise FormatError("too few training samples to hold some out for validation", hint="Add a val split")
+    carved, _ = split_dataset(train, fractions=(1 - fraction, fraction, 0.0), seed=seed)
+    split_of = {s.key: s.split for s in carved}
+    samples = [replace(s, split=split_of.get(s.key, s.split)) for s in manifest]
+    n_val = sum(s.split == "val" for s in samples)
+    notes.append(
+        f"no val split: {n_val} of {len(train)} training samples held out for validation (seed {seed})"
+    )
     return replace(manifest, samples=samples), notes

@@ -121,7 +121,7 @@ def train_classifier(
     start = time.perf_counter()
     import torch
 
-    from medsight.data.splits import split_dataset
+    from medsight.data.splits import ensure_validation
     from medsight.models import build_model
     from medsight.models.weights import load_weights
     from medsight.train.calibrate import fit_temperature
@@ -129,9 +129,7 @@ def train_classifier(
 
     out_dir = Path(out_dir)
     manifest = data if isinstance(data, Manifest) else load_dataset(data)
-    notes = []
-    if not any(s.split == "val" for s in manifest):
-        manifest, notes = split_dataset(manifest, seed=seed)
+    manifest, notes = ensure_validation(manifest, seed=seed)
     classes, multilabel = _check_labels(manifest)
     use_device(device)
 

@@ -106,7 +106,7 @@ def train_segmenter(
     from safetensors.torch import load_file
 
     from medsight.data.augment import default_augmentation
-    from medsight.data.splits import split_dataset
+    from medsight.data.splits import ensure_validation
     from medsight.models import build_model
     from medsight.models.weights import load_weights
     from medsight.train.loop import BEST, augmenter, fit, use_device
@@ -120,9 +120,7 @@ def train_segmenter(
             "the dataset has no training samples with label maps",
             hint="Segmentation needs images with masks (see medsight dataset import)",
         )
-    notes = []
-    if not any(s.split == "val" for s in with_masks):
-        manifest, notes = split_dataset(manifest, seed=seed)
+    manifest, notes = ensure_validation(manifest, seed=seed)
     use_device(device)
 
     train = [s for s in manifest if s.split == "train" and s.masks]

@@ -16,14 +16,16 @@ def is_kvasir(root: Path) -> bool:
 
 
 def from_kvasir(root: str | Path) -> Manifest:
-    """Polyp masks and boxes per image; the official 880/120 MediaEval split when present."""
+    """Polyp masks and boxes per image; the official 880/120 MediaEval split (train/test) when present."""
     root = Path(root)
     try:
         boxes = json.loads((root / BOXES).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise FormatError(f"unreadable {BOXES} ({exc})", path=root / BOXES) from exc
     split_of = {}
-    for split, name in (("train", "split_mediaeval2020_train.txt"), ("val", "split_mediaeval2020_val.txt")):
+    # MediaEval 2020 calls its held-out 120 images "val"; here they are the test split, so
+    # that model selection (on a val carved from the 880) never sees them.
+    for split, name in (("train", "split_mediaeval2020_train.txt"), ("test", "split_mediaeval2020_val.txt")):
         if (root / name).is_file():
             split_of.update(
                 {line.strip(): split for line in (root / name).read_text().split() if line.strip()}
