@@ -1,0 +1,100 @@
+"""PS3.15 Table E.1-1 as data, and the action the profile takes for each option."""
+
+import pytest
+
+from medsight.deid.profile import ACTIONS, OPTIONS, Profile, annex_e_table, table_row
+from medsight.errors import MedsightError
+
+OPTION_COLUMNS = [column for column, _, _ in OPTIONS.values() if column]
+
+
+def test_table_loads_with_valid_actions_in_every_column():
+    table = annex_e_table()
+    assert len(table) >= 450
+    for tag, row in table.items():
+        assert all(part.rstrip("*") in ACTIONS for part in row["basic"].split("/")), tag
+        assert all(row[column] in ("", *ACTIONS) for column in OPTION_COLUMNS), tag
+    assert {"X/Z", "X/D", "Z/D", "X/Z/D", "X/Z/U*"} <= {row["basic"] for row in table.values()}
+
+
+@pytest.mark.parametrize(
+    "tag, name, basic, options",
+    [  # rows as printed in PS3.15 Table E.1-1
+        ("(0010,0010)", "Patient's Name", "Z", {}),
+        ("(0010,0020)", "Patient ID", "Z", {}),
+        ("(0008,0020)", "Study Date", "Z", {"rtn_long_full_dates": "K", "rtn_long_modif_dates": "C"}),
+        ("(0008,0080)", "Institution Name", "X/Z/D", {"rtn_inst_id": "K"}),
+        ("(0018,1000)", "Device Serial Number", "X/Z/D", {"rtn_dev_id": "K"}),
+        ("(0008,1030)", "Study Description", "X", {"clean_desc": "C"}),
+        ("(0020,000D)", "Study Instance UID", "U", {"rtn_uids": "K"}),
+        ("(0010,1010)", "Patient's Age", "X", {"rtn_pat_chars": "K"}),
+        ("(0040,A730)", "Content Sequence", "D", {"clean_struct_cont": "C"}),
+        ("(0008,1140)", "Referenced Image Sequence", "X/Z/U*", {"rtn_uids": "K"}),
+        ("(60XX,3000)", "Overlay Data", "X", {"clean_graph": "C"}),
+    ],
+)
+def test_known_rows_match_the_standard(tag, name, basic, options):
+    row = annex_e_table()[tag]
+    assert row["name"] == name and row["basic"] == basic
+    assert {c: row[c] for c in OPTION_COLUMNS if row[c]} == options
+
+
+def test_basic_profile_actions_and_compound_resolution():
+    basic = Profile()
+    assert basic.action(0x00100010) == "Z"  # Patient's Name
+    assert basic.action(0x00080080) == "D"  # Institution Name X/Z/D: least destructive
+    assert basic.action(0x00080022) == "Z"  # Acquisition Date X/Z
+    assert basic.action(0x00081140) == "U"  # Referenced Image Sequence X/Z/U*
+    assert basic.action(0x00081030) == "X"  # Study Description
+    assert basic.action(0x00080018) == "U"  # SOP Instance UID
+    assert basic.action(0x00280010) == "K"  # Rows: not in the table
+    assert basic.dates == "removed"
+
+
+def test_options_change_the_action():
+    assert Profile(frozenset({"retain-institution-identity"})).action(0x00080080) == "K"
+    assert Profile(frozenset({"retain-longitudinal-full"})).action(0x00080020) == "K"
+    assert Profile(frozenset({"retain-longitudinal-modified"})).action(0x00080020) == "C"
+    assert Profile(frozenset({"retain-uids"})).action(0x0020000D) == "K"
+    assert Profile(frozenset({"clean-descriptors"})).action(0x00081030) == "C"
+    # Referenced Patient Sequence: the Retain UIDs column says X, not K
+    assert Profile(frozenset({"retain-uids"})).action(0x00081120) == "X"
+    # two options on one row (Allergies: C for both): still C
+    assert (
+        Profile(frozenset({"retain-patient-characteristics", "clean-descriptors"})).action(0x00102110) == "C"
+    )
+
+
+def test_repeating_groups_and_unlisted_attributes():
+    basic, graphics = Profile(), Profile(frozenset({"clean-graphics"}))
+    for overlay in (0x60003000, 0x601E3000):
+        assert table_row(overlay)["name"] == "Overlay Data"
+        assert basic.action(overlay) == "X" and graphics.action(overlay) == "C"
+    assert basic.action(0x60024000) == "X" and table_row(0x50100010)["name"] == "Curve Data"
+    assert table_row(0x60010010) is None  # odd group: private, not an overlay
+    assert basic.action(0x00080012) == "D"  # Instance Creation Date: any date is identifying
+    assert Profile(frozenset({"retain-longitudinal-modified"})).action(0x00080012) == "C"
+    assert basic.action(0x00080016) == "K"  # SOP Class UID: names a class
+    assert basic.action(0x0008010C) == "K"  # Coding Scheme UID
+    assert basic.action(0x00200052) == "U"  # Frame of Reference UID
+    assert basic.action(0x00020016) == "X"  # Source AE Title: a device's network name
+    assert basic.action(0x00280000) == "X"  # group length
+    assert basic.private_action("ANY", 0x00091010) == "X"
+    assert Profile(frozenset({"retain-safe-private"})).private_action("ANY", 0x00091010) == "X"
+
+
+def test_codes_follow_cid_7050():
+    codes = Profile(frozenset({"clean-pixel-data", "retain-uids"})).codes()
+    assert codes[0] == ("113100", "Basic Application Confidentiality Profile")
+    assert ("113101", "Clean Pixel Data Option") in codes and ("113110", "Retain UIDs Option") in codes
+    assert all(
+        len(meaning) <= 64
+        for _, meaning in Profile(frozenset(OPTIONS) - {"retain-longitudinal-full"}).codes()
+    )
+
+
+def test_bad_options_are_refused_clearly():
+    with pytest.raises(MedsightError, match="Did you mean 'retain-uids'"):
+        Profile(frozenset({"retain-uid"}))
+    with pytest.raises(MedsightError, match="exclude each other"):
+        Profile(frozenset({"retain-longitudinal-full", "retain-longitudinal-modified"}))
