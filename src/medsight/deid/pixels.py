@@ -68,9 +68,14 @@ _SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 
 # --- Text detection parameters (measured on rendered text; see bench/bench_deid.py) ---------
 _STROKE = 9  # opening size (px): removes strokes narrower than this, keeps the background
-_CONTRAST = 0.2  # least stroke contrast above the local background, fraction of the range
+_CONTRASTS = (0.12, 0.25, 0.45)  # stroke contrast levels above the local background (fraction of range)
 _HEIGHT = (6, 64)  # text line heights (px) searched for
-_MARGIN = 2  # px added around each region: anti-aliased fringes of the glyphs
+_GLYPH = 4  # least glyph height (px): a lower-case letter of 8 px text
+_THIN = 0.15  # widest half-stroke of a glyph, in glyph heights (bold capitals: 0.1)
+_GAP = 0.7  # largest gap between neighbouring glyphs, in glyph heights (a word space)
+_SAME_PEAK = 0.12  # glyphs of one line are drawn in one colour: peaks this close
+_MARGIN = (0.2, 0.6)  # rows and columns added around a line, in line heights
+_WORD_GAP = 1.0  # lines on one row closer than this (in line heights) are one line
 
 
 def burned_in_risk(ds) -> str | None:
@@ -137,80 +142,135 @@ def find_text_regions(ds) -> list[tuple[int, int, int, int]]:
 def text_boxes(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
     """Boxes of text lines in one 2D image scaled to [0, 1], bright or dark text.
 
-    The steps: a morphological top-hat keeps thin structures that stand out from their
-    surroundings (strokes); components of plausible glyph size are joined along rows
-    into lines; a line is kept when it holds several glyphs of one height, aligned, with
-    the stroke density of text.
+    A morphological top-hat keeps what is thinner than `_STROKE` and stands out from its
+    surroundings (strokes, but also speckle and small vessels); its components are glyph
+    candidates. Glyphs of similar height and brightness, side by side on one row, are
+    joined into lines, and a line is kept when its glyphs are aligned as printed
+    characters are (on a baseline or a cap line) and as dense as text.
     """
     from scipy import ndimage
 
     boxes = []
     for image in (gray, 1.0 - gray):  # bright text on dark, and dark text on bright
-        strokes = image - ndimage.grey_opening(image, size=(_STROKE, _STROKE)) > _CONTRAST
-        boxes += _lines(strokes, image.shape)
-    return _merge(boxes)
+        tophat = image - ndimage.grey_opening(image, size=(_STROKE, _STROKE))
+        # Text touching other thin structures (an edge, a vessel) is one big component at a
+        # low contrast level and comes apart at a higher one, as in MSER.
+        for contrast in _CONTRASTS:
+            boxes += _lines(image, tophat > contrast)
+    return _merge([_pad(box, gray.shape) for box in boxes])
 
 
-def _lines(strokes: np.ndarray, shape) -> list[tuple[int, int, int, int]]:
-    """Join glyph-sized components of `strokes` into text lines; the lines' boxes."""
+def _lines(image: np.ndarray, strokes: np.ndarray) -> list[tuple[int, int, int, int]]:
     from scipy import ndimage
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
     labels, count = ndimage.label(strokes, structure=np.ones((3, 3)))
-    if count == 0:
+    if count < 2:
         return []
-    glyphs = []
-    for index, box in enumerate(ndimage.find_objects(labels)):
-        height, width = box[0].stop - box[0].start, box[1].stop - box[1].start
-        if 3 <= height <= _HEIGHT[1] and width <= 4 * _HEIGHT[1]:
-            glyphs.append((box[0].start, box[1].start, box[0].stop, box[1].stop, index + 1))
-    if len(glyphs) < 2:
+    boxes = np.array([(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in ndimage.find_objects(labels)])
+    area = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    index = np.arange(1, count + 1)
+    peak = np.asarray(ndimage.maximum(image, labels, index))
+    # Area over outline is half the stroke width: small for letters, a quarter of the
+    # size for a round grain of speckle.
+    outline = np.bincount(labels[strokes & ~ndimage.binary_erosion(strokes)], minlength=count + 1)[1:]
+    half_stroke = area / np.maximum(outline, 1)
+    height, width = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    glyph = (
+        (height >= _GLYPH)
+        & (height <= _HEIGHT[1])
+        & (area >= 0.08 * height * width)
+        & (half_stroke <= np.maximum(_THIN * height, 1))
+    )
+    keep = np.flatnonzero(glyph)
+    if len(keep) < 2:
         return []
-    # Glyphs join a line when they overlap vertically and the gap is under their height.
-    mask = np.zeros(shape, dtype=bool)
-    for r0, c0, r1, c1, _ in glyphs:
-        gap = (r1 - r0 + 1) // 2 + 1
-        mask[r0:r1, c0 : min(c1 + gap, shape[1])] = True
-    line_labels, line_count = ndimage.label(mask)
-    out = []
-    for box in ndimage.find_objects(line_labels):
-        r0, r1, c0, c1 = box[0].start, box[0].stop, box[1].start, box[1].stop
-        members = [g for g in glyphs if r0 <= g[0] and g[2] <= r1 and c0 <= g[1] and g[3] <= c1]
-        height = r1 - r0
-        if not (_HEIGHT[0] <= height <= _HEIGHT[1]) or len(members) < 2 or c1 - c0 < height:
+    boxes, area, peak, height = boxes[keep], area[keep], peak[keep], height[keep]
+    # Neighbours on a row: sweep left to right, looking at most one tall glyph's gap ahead.
+    order = np.argsort(boxes[:, 1], kind="stable")
+    boxes, area, peak, height = boxes[order], area[order], peak[order], height[order]
+    ends = np.searchsorted(boxes[:, 1], boxes[:, 3] + _GAP * _HEIGHT[1], side="right")
+    pairs_i, pairs_j = [], []
+    for i in range(len(boxes)):
+        j = np.arange(i + 1, ends[i])
+        if len(j) == 0:
             continue
-        density = strokes[r0:r1, c0:c1].mean()
-        if 0.08 <= density <= 0.7:
-            out.append(_pad((r0, c0, r1, c1), shape))
+        overlap = np.minimum(boxes[i, 2], boxes[j, 2]) - np.maximum(boxes[i, 0], boxes[j, 0])
+        small, tall = np.minimum(height[i], height[j]), np.maximum(height[i], height[j])
+        gap = boxes[j, 1] - boxes[i, 3]
+        near = (
+            (overlap >= 0.5 * small)
+            & (tall <= 2.2 * small)
+            & (gap <= _GAP * tall)
+            & (np.abs(peak[j] - peak[i]) <= _SAME_PEAK)
+        )
+        pairs_i += [i] * int(near.sum())
+        pairs_j += list(j[near])
+    if not pairs_i:
+        return []
+    graph = coo_matrix((np.ones(len(pairs_i)), (pairs_i, pairs_j)), shape=(len(boxes), len(boxes)))
+    _, line_of = connected_components(graph, directed=False)
+    out = []
+    for line in np.unique(line_of):
+        members = np.flatnonzero(line_of == line)
+        if len(members) < 2:
+            continue
+        r0, c0 = boxes[members, 0].min(), boxes[members, 1].min()
+        r1, c1 = boxes[members, 2].max(), boxes[members, 3].max()
+        tall = r1 - r0
+        if not (_HEIGHT[0] <= tall <= _HEIGHT[1]) or c1 - c0 < tall:
+            continue
+        tops, bottoms = boxes[members, 0], boxes[members, 2]
+        aligned = min(_spread(tops), _spread(bottoms)) <= 0.12 * tall
+        density = area[members].sum() / ((r1 - r0) * (c1 - c0))
+        if aligned and 0.08 <= density <= 0.7 and peak[members].std() <= _SAME_PEAK / 2:
+            out.append((r0, c0, r1, c1))
     return out
 
 
+def _spread(values: np.ndarray) -> float:
+    """Median absolute deviation: robust to the odd glyph (a comma, a descender)."""
+    return float(np.median(np.abs(values - np.median(values))))
+
+
 def _pad(box, shape) -> tuple[int, int, int, int]:
-    r0, c0, r1, c1 = box
+    """`box` grown by a fraction of its height: anti-aliased fringes, accents, punctuation."""
+    r0, c0, r1, c1 = (int(v) for v in box)
+    rows, cols = _MARGIN[0] * (r1 - r0) + 1, _MARGIN[1] * (r1 - r0) + 1
     return (
-        max(r0 - _MARGIN, 0),
-        max(c0 - _MARGIN, 0),
-        min(r1 + _MARGIN, shape[0]),
-        min(c1 + _MARGIN, shape[1]),
+        max(r0 - int(rows), 0),
+        max(c0 - int(cols), 0),
+        min(r1 + int(rows), shape[0]),
+        min(c1 + int(cols), shape[1]),
     )
 
 
 def _merge(boxes: list) -> list[tuple[int, int, int, int]]:
-    """Overlapping boxes joined into one, until none overlap."""
+    """Boxes that overlap, or follow each other on one row within a word space, joined."""
     boxes = [tuple(int(v) for v in b) for b in boxes]
     merged = True
     while merged:
         merged = False
         for i in range(len(boxes)):
             for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                if _joined(boxes[i], boxes[j]):
+                    a, b = boxes[i], boxes.pop(j)
                     boxes[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-                    del boxes[j]
                     merged = True
                     break
             if merged:
                 break
     return sorted(boxes)
+
+
+def _joined(a, b) -> bool:
+    rows = min(a[2], b[2]) - max(a[0], b[0])
+    gap = max(a[1], b[1]) - min(a[3], b[3])
+    if rows > 0 and gap < 0:
+        return True  # overlapping
+    small, tall = min(a[2] - a[0], b[2] - b[0]), max(a[2] - a[0], b[2] - b[0])
+    return rows >= 0.5 * small and gap <= _WORD_GAP * tall
 
 
 def mask_regions(ds, regions) -> None:
