@@ -40,6 +40,13 @@ __all__ = ["AUDIT_SUFFIX", "deidentify_tree"]
 AUDIT_SUFFIX = ".deid_audit.jsonl"
 _HEADER_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
 _DICOMDIR = "1.2.840.10008.1.3.10"
+# Objects whose pixels are labels or dose values, not pictures: no text can be burned into
+# them, and searching a segmentation's frames for text only finds label edges.
+_NOT_PICTURES = {
+    "1.2.840.10008.5.1.4.1.1.66.4": "Segmentation",
+    "1.2.840.10008.5.1.4.1.1.66.7": "Label Map Segmentation",
+    "1.2.840.10008.5.1.4.1.1.481.2": "RT Dose",
+}
 _TEMP = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp")  # medsight.io.atomic_path's temporary names
 _UNDEFINED = 0xFFFFFFFF
 
@@ -194,7 +201,8 @@ def _dicom_file(path: Path, dst: Path, key: bytes, profile: Profile, row: dict, 
     clean = "clean-pixel-data" in profile.options
     risk = pixels.burned_in_risk(ds)
     declared = str(ds.get("BurnedInAnnotation", "")).upper() == "YES"
-    regions = pixels.find_text_regions(ds) if "PixelData" in ds else []
+    picture = "PixelData" in ds and ds.SOPClassUID not in _NOT_PICTURES
+    regions = pixels.find_text_regions(ds) if picture else []
     if regions and clean:
         pixels.mask_regions(ds, regions)
         row["actions"]["pixel regions masked"] = len(regions)
