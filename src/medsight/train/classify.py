@@ -196,6 +196,7 @@ def train_classifier(
         augment=augment,
         resume=resume,
         progress=progress,
+        spent_s=setup_s,
     )
 
     from safetensors.torch import load_file

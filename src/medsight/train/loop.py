@@ -103,6 +103,7 @@ def fit(
     augment: Callable | None = None,
     resume: bool = False,
     progress: bool = True,
+    spent_s: float = 0.0,
 ) -> FitResult:
     """Train `model` on the batches `batches` deals out, epoch after epoch.
 
@@ -121,11 +122,14 @@ def fit(
     plan : dict
         Uses ``epochs``, ``optimizer``, ``schedule``, ``seed``, ``device``, ``time_budget_min``,
         ``selection`` and optionally ``progressive``
-        (``{"size": [...], "fraction": f}``: the first ``f * epochs`` epochs at that size).
+        (``{"size": [...], "fraction": f}``: the first ``f * epochs`` epochs at that size) and
+        ``final_validations`` (the work after training, in validation passes: time kept free).
     prepare_batch : callable, optional
         Applied to each batch of inputs on the device before augmentation (normalisation).
     augment : callable, optional
         ``augment(inputs, targets, generator) -> (inputs, targets)`` on the device.
+    spent_s : float
+        Seconds of the time budget already spent before training (reading, planning).
     """
     import torch
 
@@ -157,7 +161,7 @@ def fit(
     generator = torch.Generator().manual_seed(int(plan.get("seed", 0)))
     torch.manual_seed(int(plan.get("seed", 0)))
     metric = plan["selection"]["metric"]
-    budget_s = float(plan.get("time_budget_min") or 1e9) * 60
+    budget_s = float(plan.get("time_budget_min") or 1e9) * 60 - spent_s
     progressive = plan.get("progressive") or {}
     small_epochs = 0
     full_size = list(batches.input_size)
@@ -186,14 +190,14 @@ def fit(
 
     bar = _progress(progress, epochs, state["epoch"])
     start = time.perf_counter() - state["elapsed_s"]
-    last_epoch_s, stopped = 0.0, False
+    last_epoch_s, reserve_s, stopped = 0.0, 0.0, False
     try:
         epoch = state["epoch"]
         while epoch < epochs:
             epoch += 1
             elapsed = time.perf_counter() - start
             resize = _resizer(progressive["size"]) if epoch <= small_epochs else None
-            if epoch > max(1, small_epochs + 1) and elapsed + last_epoch_s > budget_s:
+            if epoch > max(1, small_epochs + 1) and elapsed + last_epoch_s + reserve_s > budget_s:
                 stopped = True
                 break
             epoch_start = time.perf_counter()
@@ -219,8 +223,11 @@ def fit(
                 if bar:
                     bar.update(step=step + 1, steps=steps_per_epoch, loss=total / (step + 1))
             model.eval()
+            validate_start = time.perf_counter()
             with torch.no_grad():
                 metrics = validate(model, resize)
+            # Time kept free for what follows training (calibration, post-processing choice).
+            reserve_s = float(plan.get("final_validations", 0)) * (time.perf_counter() - validate_start)
             last_epoch_s = time.perf_counter() - epoch_start
             elapsed = time.perf_counter() - start
             line = {
@@ -245,7 +252,7 @@ def fit(
                 # not one the user set.
                 estimated = int(plan["epochs"]) == plan.get("planning", {}).get("epochs_estimated")
                 cap = epochs * 3 if estimated else epochs
-                fitted = min(cap, epoch + max(0, int((budget_s - elapsed) / last_epoch_s)))
+                fitted = min(cap, epoch + max(0, int((budget_s - reserve_s - elapsed) / last_epoch_s)))
             if fitted != epochs:
                 epochs = fitted
                 with warnings.catch_warnings():  # stepping a fresh scheduler to where we are

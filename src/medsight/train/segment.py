@@ -189,12 +189,14 @@ def train_segmenter(
         augment=augment,
         resume=resume,
         progress=progress,
+        spent_s=setup_s,
     )
 
     load_weights(model, load_file(str(out_dir / BEST)), path=out_dir / BEST)
     model.to(dev).eval()
-    predicted = predict_cases(model, x_val, plan, dev)
-    post = choose_postprocessing(predicted, y_val, len(classes))
+    # The same validation cases as during training, at the inference overlap.
+    predicted = predict_cases(model, [x_val[i] for i in picked], plan, dev)
+    post = choose_postprocessing(predicted, [y_val[i] for i in picked], len(classes))
     plan = {**plan, "postprocess": post["plan"]}
     card = {
         "intended_use": f"Research use only: segmentation of {', '.join(classes)}; not a medical device.",
@@ -207,7 +209,7 @@ def train_segmenter(
         },
         "training": result.record(plan, setup_s=setup_s),
         "validation": {
-            "cases": len(x_val),
+            "cases": len(picked),
             "dice_per_class": dict(zip(classes, post["dice_after"])),
             "dice_before_postprocessing": dict(zip(classes, post["dice_before"])),
             "postprocessing": post["plan"],

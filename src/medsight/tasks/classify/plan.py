@@ -192,5 +192,6 @@ def make_plan(
             "label_smoothing": 0.0,
         },
         "selection": {"metric": "val_auc"},
+        "final_validations": 1,  # temperature and threshold fitted on one more validation pass
         "planning": {"candidates_timed": timings, "epochs_estimated": epochs, "fingerprint": fp},
     }

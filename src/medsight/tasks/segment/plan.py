@@ -208,6 +208,8 @@ def make_plan(
         "inference": {"overlap": 0.5, "mirror_axes": [], "batch_size": 4},
         # Per-epoch validation: a few cases, windows overlapping less than at inference (cheaper).
         "validation": {"max_cases": 16 if ndim == 2 else 4, "overlap": 0.25},
+        # Choosing the post-processing predicts those cases once more at the inference overlap.
+        "final_validations": 3,
         "selection": {"metric": "val_dice"},
         "planning": {"candidates_timed": timings, "epochs_estimated": epochs, "fingerprint": fp},
     }
