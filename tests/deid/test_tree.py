@@ -136,22 +136,29 @@ def test_parallel_run_gives_the_same_tree(inputs, first_run, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "header, options, regions, status",
+    "header, options, regions, status, searched",
     [
-        ({}, (), [], "written"),  # an MR slice: no risk, nothing found
-        ({}, (), [(0, 0, 4, 8)], "quarantined"),
-        ({}, ("clean-pixel-data",), [(0, 0, 4, 8)], "written"),  # masked
-        ({"Modality": "OT"}, (), [], "quarantined"),  # at risk: kept out unless checked
-        ({"Modality": "OT"}, ("clean-pixel-data",), [], "written"),  # checked, nothing found
-        ({"BurnedInAnnotation": "YES"}, ("clean-pixel-data",), [], "quarantined"),  # declared, not found
+        ({}, (), [], "written", False),  # an MR slice: not at risk
+        ({}, ("clean-pixel-data",), [(0, 0, 4, 8)], "written", False),  # not at risk: not searched
+        ({"Modality": "OT"}, (), [(0, 0, 4, 8)], "quarantined", False),  # at risk: kept out unchecked
+        ({"Modality": "OT"}, ("clean-pixel-data",), [(0, 0, 4, 8)], "written", True),  # masked
+        ({"Modality": "OT"}, ("clean-pixel-data",), [], "written", True),  # checked, nothing found
+        (
+            {"BurnedInAnnotation": "YES"},
+            ("clean-pixel-data",),
+            [],
+            "quarantined",
+            True,
+        ),  # declared, not found
     ],
 )
-def test_burned_in_text_policy(inputs, tmp_path, monkeypatch, header, options, regions, status):
+def test_burned_in_text_policy(inputs, tmp_path, monkeypatch, header, options, regions, status, searched):
     from medsight.deid import pixels
 
     src, _ = inputs
     masked = []
-    monkeypatch.setattr(pixels, "find_text_regions", lambda ds: regions)
+    calls = []
+    monkeypatch.setattr(pixels, "find_text_regions", lambda ds: calls.append(ds) or regions)
     monkeypatch.setattr(pixels, "mask_regions", lambda ds, found: masked.append(found))
     one = tmp_path / "one"
     one.mkdir()
@@ -161,7 +168,8 @@ def test_burned_in_text_policy(inputs, tmp_path, monkeypatch, header, options, r
     ds.save_as(one / "slice.dcm", enforce_file_format=True)
     (row,) = _audit(deidentify_tree(one, tmp_path / "out", key=KEY, options=options))
     assert row["status"] == status and len(list((tmp_path / "out").rglob("*.dcm"))) == (status == "written")
-    assert masked == ([regions] if regions and "clean-pixel-data" in options else [])
+    assert bool(calls) == searched
+    assert masked == ([regions] if regions and searched else [])
     assert status == "written" or "burned-in text suspected" in row["reasons"][-1]
 
 

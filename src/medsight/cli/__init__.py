@@ -55,6 +55,7 @@ def _root(
 from medsight.cli import (  # noqa: F401
     convert,
     dataset,
+    deid,
     demo,
     evaluate,
     export,

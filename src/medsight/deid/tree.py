@@ -196,22 +196,23 @@ def _dicom_file(path: Path, dst: Path, key: bytes, profile: Profile, row: dict, 
     out = dst / ds.StudyInstanceUID / ds.SeriesInstanceUID / f"{ds.SOPInstanceUID}.dcm"
     row["output"] = out.relative_to(dst).as_posix()
 
-    # Burned-in text: masked where found under Clean Pixel Data; otherwise any suspicion keeps
-    # the file out. A header that declares burned-in text with none found to mask also does.
+    # Burned-in text is suspected in the files at risk (declared, or a modality or SOP class
+    # that carries it: `burned_in_risk`). Under Clean Pixel Data their text is searched for and
+    # masked; otherwise a suspected file stays out, as does one that declares text with none
+    # found to mask. Files not at risk (CT, MR slices) are not searched: the detector's false
+    # alarms would quarantine them, at 0.17 s a frame.
     clean = "clean-pixel-data" in profile.options
     risk = pixels.burned_in_risk(ds)
     declared = str(ds.get("BurnedInAnnotation", "")).upper() == "YES"
+    suspected = bool(risk) or declared
     picture = "PixelData" in ds and ds.SOPClassUID not in _NOT_PICTURES
-    regions = pixels.find_text_regions(ds) if picture else []
-    if regions and clean:
+    regions = pixels.find_text_regions(ds) if picture and suspected and clean else []
+    if regions:
         pixels.mask_regions(ds, regions)
         row["actions"]["pixel regions masked"] = len(regions)
-    elif regions or (risk and not clean) or declared:
-        found = f"{len(regions)} text region(s) found in the pixels" if regions else ""
+    elif suspected and (not clean or declared):
         advice = "use --option clean-pixel-data to mask it" if not clean else "none found to mask"
-        row["reasons"] = [why for why in (risk, found) if why] + [
-            f"burned-in text suspected: not written ({advice})"
-        ]
+        row["reasons"] = [*([risk] if risk else []), f"burned-in text suspected: not written ({advice})"]
         row["status"], row["output"] = "quarantined", None
         out.unlink(missing_ok=True)  # written by an earlier run with other options
         return
