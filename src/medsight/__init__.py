@@ -8,7 +8,8 @@ The map (each room may import only the rooms above it):
   MedMNIST files; atomic writes.
 - ``data``: dataset manifests, importers, patient-level splits, augmentation, synthetic phantoms.
 - ``models``: networks built by name (MONAI) and the model bundle (safetensors + plan + card).
-- ``tasks``: per task (classify, segment, detect): planning rules, preprocessing, metrics; bootstrap intervals.
+- ``tasks``: per task (classify, segment, detect): planning rules, preprocessing, metrics;
+  bootstrap intervals.
 - ``train``: the training loop, checkpoints and resume, calibration; `train_classifier`.
 - ``infer``: predictors from bundles (torch, ONNX Runtime), evaluation on a split.
 - ``audit``: provenance sidecars and data quality checks (later: bias metrics, audit trail).
