@@ -150,3 +150,12 @@ def test_no_regions_change_nothing():
     ds.compress(RLELossless, generate_instance_uid=False)
     mask_regions(ds, [])
     assert ds.file_meta.TransferSyntaxUID == RLELossless and "BurnedInAnnotation" not in ds
+
+
+def test_ultrasound_speckle_is_not_text_but_text_on_it_is():
+    from medsight.data.synthetic import ultrasound
+
+    speckle = np.ascontiguousarray(ultrasound(seed=1, shape=(480, 360), spacing=0.1).image.array[0].T)
+    assert find_text_regions(_dataset(speckle, sop=US, modality="US")) == []
+    pixels, box = burn_text(speckle, "RT BREAST 10:30", row=300, col=40, size=16, value=255)
+    assert _covered(box, find_text_regions(_dataset(pixels, sop=US, modality="US"))) >= 0.9

@@ -67,15 +67,22 @@ RISKY_IMAGE_TYPES = {
 _SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 
 # --- Text detection parameters, tuned on text rendered over phantoms and real images -------
-_STROKE = 9  # opening size (px): removes strokes narrower than this, keeps the background
-_CONTRASTS = (0.12, 0.25, 0.45)  # stroke contrast levels above the local background (fraction of range)
-_HEIGHT = (6, 64)  # text line heights (px) searched for
-_GLYPH = 4  # least glyph height (px): a lower-case letter of 8 px text
+# (bench/bench_text_detection.py measures recall, false alarms and time with these values.)
+_STROKE = 7  # opening size (px) at each scale: keeps strokes narrower than this
+_SCALES = (1, 2)  # full resolution for small text, half resolution for text over ~24 px
+_CONTRASTS = (0.12, 0.25, 0.35, 0.45)  # stroke contrast levels above the local background (fraction of range)
+_HEIGHT = (4, 32)  # glyph heights (px) searched for at each scale (5 at half scale: no overlap)
 _THIN = 0.15  # widest half-stroke of a glyph, in glyph heights (bold capitals: 0.1)
-_GLYPHS = 2  # least glyphs in a line (3 halves the false alarms but misses a sixth of the text)
+_FLAT = 0.3  # least share of a line's glyph pixels on the glyph's plateau (speckle grains: ~0.1)
+_FLAT_DEPTH = 0.25  # the plateau: pixels within this fraction of the glyph's contrast of its peak
+_GLYPHS = 3  # least glyphs in a line that starts a text region (two: speckle passes too often)
 _GAP = 0.7  # largest gap between neighbouring glyphs, in glyph heights (a word space)
 _SAME_PEAK = 0.12  # glyphs of one line are drawn in one colour: peaks this close
-_MARGIN = (0.2, 0.6)  # rows and columns added around a line, in line heights
+_PEAK_SPREAD = 0.06  # and their standard deviation this small
+_STROKE_CV = 0.5  # coefficient of variation of the glyphs' stroke widths in a line
+_ALIGN = 0.05  # printed glyphs share a baseline or a cap line: deviation, in line heights
+_GROW = 4.0  # a line takes in glyph groups of its row and colour this far (in line heights)
+_MARGIN = (0.3, 1.5)  # rows and columns added around a line, in line heights (lost glyph ends)
 _WORD_GAP = 1.0  # lines on one row closer than this (in line heights) are one line
 
 
@@ -143,90 +150,169 @@ def find_text_regions(ds) -> list[tuple[int, int, int, int]]:
 def text_boxes(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
     """Boxes of text lines in one 2D image scaled to [0, 1], bright or dark text.
 
-    A morphological top-hat keeps what is thinner than `_STROKE` and stands out from its
-    surroundings (strokes, but also speckle and small vessels); its components are glyph
-    candidates. Glyphs of similar height and brightness, side by side on one row, are
-    joined into lines, and a line is kept when its glyphs are aligned as printed
-    characters are (on a baseline or a cap line) and as dense as text.
+    At full and half resolution, a morphological top-hat keeps what is thinner than
+    `_STROKE` and stands out from its surroundings (strokes, but also speckle and small
+    vessels); its components, at a few contrast levels (text touching other thin
+    structures comes apart at a higher one, as in MSER), are glyph candidates. Glyphs of
+    similar height and colour, side by side on one row, form lines. A line starts a text
+    region when it has at least `_GLYPHS` glyphs of one colour and stroke width, aligned
+    on a baseline or cap line, whose strokes are flat-topped (drawn in one colour; speckle
+    grains and vessels are rounded); the region then takes in the glyph groups of its row
+    and colour nearby (a word of one or two glyphs, digits after a colon).
     """
-    from scipy import ndimage
-
+    image = np.asarray(gray, dtype=np.float32)
     boxes = []
-    for image in (gray, 1.0 - gray):  # bright text on dark, and dark text on bright
-        tophat = image - ndimage.grey_opening(image, size=(_STROKE, _STROKE))
-        # Text touching other thin structures (an edge, a vessel) is one big component at a
-        # low contrast level and comes apart at a higher one, as in MSER.
-        for contrast in _CONTRASTS:
-            boxes += _lines(image, tophat > contrast)
-    return _merge([_pad(box, gray.shape) for box in boxes])
+    for scale in _SCALES:
+        if scale > 1:
+            rows, cols = (image.shape[0] // scale) * scale, (image.shape[1] // scale) * scale
+            if rows < 8 * scale or cols < 8 * scale:
+                break
+            level = image[:rows, :cols].reshape(rows // scale, scale, cols // scale, scale).mean(axis=(1, 3))
+        else:
+            level = image
+        least = _HEIGHT[0] if scale == 1 else _HEIGHT[0] + 1
+        for polarity in (level, 1.0 - level):  # bright text on dark, and dark text on bright
+            tophat = polarity - _dilate(_erode(polarity, _STROKE), _STROKE)
+            for contrast in _CONTRASTS:
+                for box in _lines(polarity, tophat, tophat > contrast, least):
+                    boxes.append(tuple(int(v) * scale for v in box))
+    return _merge([_pad(box, image.shape) for box in boxes])
 
 
-def _lines(image: np.ndarray, strokes: np.ndarray) -> list[tuple[int, int, int, int]]:
+def _erode(image: np.ndarray, size: int) -> np.ndarray:
+    """Flat `size` x `size` minimum filter, edges replicated (separable, by doubling)."""
+    return _running(_running(image, size, 0, np.minimum), size, 1, np.minimum)
+
+
+def _dilate(image: np.ndarray, size: int) -> np.ndarray:
+    return _running(_running(image, size, 0, np.maximum), size, 1, np.maximum)
+
+
+def _running(image: np.ndarray, size: int, axis: int, op) -> np.ndarray:
+    """`op` over windows of `size` along `axis`, centred: a few whole-array operations."""
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (size // 2, size - 1 - size // 2)
+    padded = np.pad(image, pad, mode="edge")
+    length, count = padded.shape[axis], image.shape[axis]
+
+    def part(array, start, n):
+        index = [slice(None), slice(None)]
+        index[axis] = slice(start, start + n)
+        return array[tuple(index)]
+
+    width, window = 1, padded
+    while 2 * width <= size:  # window[i] = op over padded[i : i + 2 * width]
+        window = op(part(window, 0, length - 2 * width + 1), part(window, width, length - 2 * width + 1))
+        width *= 2
+    return op(part(window, 0, count), part(window, size - width, count))
+
+
+def _lines(
+    image: np.ndarray, tophat: np.ndarray, strokes: np.ndarray, least: int
+) -> list[tuple[int, int, int, int]]:
     from scipy import ndimage
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     labels, count = ndimage.label(strokes, structure=np.ones((3, 3)))
-    if count < 2:
+    if count < _GLYPHS:
         return []
     boxes = np.array([(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in ndimage.find_objects(labels)])
-    area = np.bincount(labels.ravel(), minlength=count + 1)[1:]
-    index = np.arange(1, count + 1)
-    peak = np.asarray(ndimage.maximum(image, labels, index))
+    label = labels[strokes]
+    area = np.bincount(label, minlength=count + 1)[1:]
+    values = image[strokes]
+    peak = np.zeros(count + 1, np.float32)
+    np.maximum.at(peak, label, values)
+    depth = np.zeros(count + 1, np.float32)
+    np.maximum.at(depth, label, tophat[strokes])
+    # The plateau: a glyph is drawn in one colour, so most of it sits at its peak.
+    flat = values >= peak[label] - _FLAT_DEPTH * depth[label]
+    flat = np.bincount(label[flat], minlength=count + 1)[1:] / np.maximum(area, 1)
+    peak = peak[1:]
     # Area over outline is half the stroke width: small for letters, a quarter of the
     # size for a round grain of speckle.
     outline = np.bincount(labels[strokes & ~ndimage.binary_erosion(strokes)], minlength=count + 1)[1:]
     half_stroke = area / np.maximum(outline, 1)
     height, width = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     glyph = (
-        (height >= _GLYPH)
+        (height >= least)
         & (height <= _HEIGHT[1])
+        & (width <= 3 * height)
         & (area >= 0.08 * height * width)
         & (half_stroke <= np.maximum(_THIN * height, 1))
     )
     keep = np.flatnonzero(glyph)
-    if len(keep) < 2:
+    if len(keep) < _GLYPHS:
         return []
+    keep = keep[np.argsort(boxes[keep, 1], kind="stable")]  # left to right
     boxes, area, peak, height = boxes[keep], area[keep], peak[keep], height[keep]
-    # Neighbours on a row: sweep left to right, looking at most one tall glyph's gap ahead.
-    order = np.argsort(boxes[:, 1], kind="stable")
-    boxes, area, peak, height = boxes[order], area[order], peak[order], height[order]
+    half_stroke, flat = half_stroke[keep], flat[keep]
+    # Neighbours on a row, all pairs at once: each glyph and those starting at most one
+    # tall glyph's gap after it ends.
+    n = len(boxes)
     ends = np.searchsorted(boxes[:, 1], boxes[:, 3] + _GAP * _HEIGHT[1], side="right")
-    pairs_i, pairs_j = [], []
-    for i in range(len(boxes)):
-        j = np.arange(i + 1, ends[i])
-        if len(j) == 0:
-            continue
-        overlap = np.minimum(boxes[i, 2], boxes[j, 2]) - np.maximum(boxes[i, 0], boxes[j, 0])
-        small, tall = np.minimum(height[i], height[j]), np.maximum(height[i], height[j])
-        gap = boxes[j, 1] - boxes[i, 3]
-        near = (
-            (overlap >= 0.5 * small)
-            & (tall <= 2.2 * small)
-            & (gap <= _GAP * tall)
-            & (np.abs(peak[j] - peak[i]) <= _SAME_PEAK)
-        )
-        pairs_i += [i] * int(near.sum())
-        pairs_j += list(j[near])
-    if not pairs_i:
+    ahead = np.maximum(ends - np.arange(n) - 1, 0)
+    first = np.repeat(np.arange(n), ahead)
+    second = first + 1 + np.arange(ahead.sum()) - np.repeat(np.cumsum(ahead) - ahead, ahead)
+    overlap = np.minimum(boxes[first, 2], boxes[second, 2]) - np.maximum(boxes[first, 0], boxes[second, 0])
+    small = np.minimum(height[first], height[second])
+    tall = np.maximum(height[first], height[second])
+    near = (
+        (overlap >= 0.5 * small)
+        & (tall <= 2.2 * small)
+        & (boxes[second, 1] - boxes[first, 3] <= _GAP * tall)
+        & (np.abs(peak[second] - peak[first]) <= _SAME_PEAK)
+    )
+    if not near.any():
         return []
-    graph = coo_matrix((np.ones(len(pairs_i)), (pairs_i, pairs_j)), shape=(len(boxes), len(boxes)))
-    _, line_of = connected_components(graph, directed=False)
+    graph = coo_matrix((np.ones(int(near.sum())), (first[near], second[near])), shape=(n, n))
+    groups, group_of = connected_components(graph, directed=False)
+    # Each group's box and colour.
+    size = np.bincount(group_of, minlength=groups)
+    top = np.full(groups, np.iinfo(np.int64).max)
+    left = top.copy()
+    np.minimum.at(top, group_of, boxes[:, 0])
+    np.minimum.at(left, group_of, boxes[:, 1])
+    bottom, right = np.zeros(groups, np.int64), np.zeros(groups, np.int64)
+    np.maximum.at(bottom, group_of, boxes[:, 2])
+    np.maximum.at(right, group_of, boxes[:, 3])
+    colour = np.bincount(group_of, peak, minlength=groups) / size
     out = []
-    for line in np.unique(line_of):
-        members = np.flatnonzero(line_of == line)
-        if len(members) < _GLYPHS:
+    for group in np.flatnonzero(size >= _GLYPHS):
+        members = np.flatnonzero(group_of == group)
+        r0, c0, r1, c1 = int(top[group]), int(left[group]), int(bottom[group]), int(right[group])
+        line = r1 - r0
+        if c1 - c0 < line:
             continue
-        r0, c0 = boxes[members, 0].min(), boxes[members, 1].min()
-        r1, c1 = boxes[members, 2].max(), boxes[members, 3].max()
-        tall = r1 - r0
-        if not (_HEIGHT[0] <= tall <= _HEIGHT[1]) or c1 - c0 < tall:
+        aligned = min(_spread(boxes[members, 0]), _spread(boxes[members, 2])) <= _ALIGN * line
+        density = area[members].sum() / (line * (c1 - c0))
+        strokes_alike = half_stroke[members].std() <= _STROKE_CV * half_stroke[members].mean()
+        if not (
+            aligned
+            and 0.08 <= density <= 0.7
+            and peak[members].std() <= _PEAK_SPREAD
+            and strokes_alike
+            and np.median(flat[members]) >= _FLAT
+        ):
             continue
-        tops, bottoms = boxes[members, 0], boxes[members, 2]
-        aligned = min(_spread(tops), _spread(bottoms)) <= 0.12 * tall
-        density = area[members].sum() / ((r1 - r0) * (c1 - c0))
-        if aligned and 0.08 <= density <= 0.7 and peak[members].std() <= _SAME_PEAK / 2:
-            out.append((r0, c0, r1, c1))
+        # Grow along the row: groups of the line's colour and height (words of one or two
+        # glyphs, the digits between colons), until none is near.
+        while True:
+            gh = bottom - top
+            rows_shared = np.minimum(bottom, r1) - np.maximum(top, r0)
+            gap = np.maximum(left - c1, c0 - right)
+            take = (
+                (rows_shared >= 0.6 * np.minimum(gh, line))
+                & (gh <= 1.3 * line)
+                & (gh >= 0.3 * line)
+                & (gap <= _GROW * line)
+                & (np.abs(colour - colour[group]) <= _SAME_PEAK)
+            )
+            grown = min(c0, int(left[take].min())), max(c1, int(right[take].max()))
+            if grown == (c0, c1):
+                break
+            c0, c1 = grown
+        out.append((r0, c0, r1, c1))
     return out
 
 
