@@ -20,7 +20,7 @@ class Engine(str, Enum):
 
 @app.command()
 def evaluate(
-    model: Path = typer.Argument(..., help="Model bundle folder (classification or segmentation)."),
+    model: Path = typer.Argument(..., help="Model bundle folder (classification, segmentation, detection)."),
     data: Path = typer.Argument(..., help="Labelled, split dataset: manifest, folder or file."),
     split: str = typer.Option("test", "--split", help="Which split of the data to evaluate."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
@@ -40,7 +40,8 @@ def evaluate(
     """Evaluate a model on a labelled split with bootstrap CIs.
 
     Classifiers: AUC, accuracy, sensitivity, ...; segmentation models: Dice, IoU, HD95,
-    ASSD, NSD, volume difference per class (and pixel AUC for binary targets).
+    ASSD, NSD, volume difference per class (and pixel AUC for binary targets); detectors:
+    AP50, mAP (IoU 0.5:0.95), FROC sensitivities at 1/8 to 8 false positives per image.
     """
     from medsight.audit import Provenance
     from medsight.errors import FormatError
@@ -49,7 +50,13 @@ def evaluate(
     if out is not None and out.exists() and not out.is_dir():  # say so now, not after predicting
         raise FormatError("--out must be a folder, and this is a file", path=out, hint="Name a new folder")
     plan_file = model / "plan.json"
-    if plan_file.is_file() and json.loads(plan_file.read_text()).get("task") == "segment":
+    task = json.loads(plan_file.read_text()).get("task") if plan_file.is_file() else None
+    if task == "detect":
+        _detect(
+            model, data, out, as_json, split=split, n_boot=n_boot, seed=seed, device=device, layout=layout
+        )
+        return
+    if task == "segment":
         _segment(
             model,
             data,
@@ -186,5 +193,56 @@ def _segment(model: Path, data: Path, out: Path | None, as_json: bool, **params)
     Console().print(table)
     if result.get("auc") is not None:
         Console().print(f"pixel AUC {result['auc']:.4f}, pooled F1 {result['f1_pooled']:.4f}")
+    if out is not None:
+        typer.echo(f"wrote {out}")
+
+
+def _detect(model: Path, data: Path, out: Path | None, as_json: bool, **params) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from medsight.audit import Provenance
+    from medsight.infer.detect import evaluate_detector, write_detect_evaluation
+    from medsight.infer.evaluate import summary
+
+    console = Console(stderr=True)
+    columns = (TextColumn("detecting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Provenance(inputs=[model, data], parameters=params) as prov:
+        with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+            task = bar.add_task("evaluate", total=None)
+            result = evaluate_detector(
+                model,
+                data,
+                **params,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        if out is not None:
+            write_detect_evaluation(result, out)
+            prov.add_output(out)
+    if as_json:
+        typer.echo(json.dumps(summary(result)))
+        return
+
+    def fmt(value) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    ci = result["ci"]
+    table = Table(
+        title=f"split {params['split']}: {result['n_images']} images, {result['n_references']} boxes; "
+        f"{result['level']:.0%} CIs over {result['resampled']}"
+    )
+    for column in ("metric", "value", "CI"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    rows = [("AP50", "ap50"), ("mAP 0.5:0.95", "map"), ("FROC mean", "froc_mean")]
+    for name, key in rows:
+        low, high = ci.get(key, (None, None))
+        table.add_row(name, fmt(result[key]), f"{fmt(low)} - {fmt(high)}")
+    for rate, value in result["froc"].items():
+        low, high = ci.get("froc", {}).get(rate, (None, None))
+        table.add_row(f"sensitivity at {rate} FP/image", fmt(value), f"{fmt(low)} - {fmt(high)}")
+    Console().print(table)
+    for note in result["notes"]:
+        Console().print(f"[yellow]note:[/] {note}")
     if out is not None:
         typer.echo(f"wrote {out}")

@@ -25,7 +25,8 @@ def predict(
         None,
         "--out",
         help="Classification: .csv or .json (default: print JSON lines). "
-        "Segmentation: a label map file (one input) or a folder.",
+        "Segmentation: a label map file (one input) or a folder. "
+        "Detection: a folder for detections.json/.csv and overlay PNGs (default: print JSON lines).",
     ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     engine: str = typer.Option("torch", "--engine", help="torch, or onnx (after medsight export onnx)."),
@@ -41,6 +42,9 @@ def predict(
 
     plan_file = model / "plan.json"
     task = json.loads(plan_file.read_text()).get("task") if plan_file.is_file() else None
+    if task == "detect":
+        _detect(model, inputs, out, device)
+        return
     if task == "segment":
         if out is None:
             raise FormatError("segmentation needs --out", hint="--out seg.nii.gz, or --out FOLDER")
@@ -98,3 +102,19 @@ def _segment(model: Path, inputs: list[Path], out: Path, device: str, probabilit
             for written in result["outputs"].values():
                 prov.add_output(written)
             typer.echo(json.dumps(result))
+
+
+def _detect(model: Path, inputs: list[Path], out: Path | None, device: str) -> None:
+    """Boxes (voxels and RAS+ mm), classes and scores; with --out, JSON, CSV and overlay PNGs."""
+    from medsight.audit import Provenance
+    from medsight.errors import FormatError
+    from medsight.infer.detect import Detector
+
+    if out is not None and out.suffix:
+        raise FormatError("detection writes a folder", path=out, hint="Give --out a folder name")
+    with Provenance(inputs=[model, *inputs], parameters={"device": device}) as prov:
+        rows = Detector.load(model, device=device).predict_paths(inputs, out)
+        if out is not None:
+            prov.add_output(out)
+    for row in rows:
+        typer.echo(json.dumps(row))

@@ -89,3 +89,41 @@ def segment(
             }
         )
     )
+
+
+@train_app.command("detect")
+def detect(
+    data: Path = typer.Argument(
+        ..., help="Manifest or dataset of images with boxes (COCO, Kvasir-SEG, ...)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Model folder to create (the bundle)."),
+    time_budget: float = typer.Option(30.0, "--time-budget", help="Minutes of training."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    seed: int = typer.Option(
+        0, "--seed", help="Random seed (splits, initialisation, batches, augmentation)."
+    ),
+    overrides: list[str] = typer.Option([], "--set", help="Override a plan field: --set batch_size=8"),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last epoch."),
+) -> None:
+    """Fingerprint images and boxes, plan (input size, anchors, RetinaNet), train, write the bundle."""
+    from medsight.audit import Provenance
+    from medsight.train.detect import train_detector
+
+    params = {"time_budget_min": time_budget, "device": device, "seed": seed, "set": overrides}
+    with Provenance(inputs=[data] if data.is_file() else [], parameters={**params, "resume": resume}) as prov:
+        card = train_detector(
+            data, out, budget_min=time_budget, device=device, seed=seed, overrides=overrides, resume=resume
+        )
+        prov.add_output(out)
+    val = card["validation"]
+    typer.echo(
+        json.dumps(
+            {
+                "model": str(out),
+                "best_epoch": card["training"]["best_epoch"],
+                "val_ap50": val["ap50"],
+                "val_map": val["map"],
+                "val_froc_mean": val["froc_mean"],
+            }
+        )
+    )

@@ -118,3 +118,7 @@ def dynunet(
         norm_name=("instance", {"affine": True}),
         act_name=("leakyrelu", {"inplace": True, "negative_slope": 0.01}),
     )
+
+
+# Detection networks live in their own module and register themselves on import.
+from medsight.models import retinanet as _retinanet  # noqa: E402, F401

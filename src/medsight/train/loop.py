@@ -74,20 +74,26 @@ def use_device(device: str) -> None:
 class TensorBatches:
     """Shuffled batches of cached tensors ``inputs (N, C, *spatial)`` and `targets`.
 
-    The last partial batch is dropped: a batch of one breaks BatchNorm.
+    The last partial batch is dropped: a batch of one breaks BatchNorm. `steps_per_epoch`
+    (optional) sets an epoch's length independently of the data's: fresh shuffles follow each
+    other, so a small dataset still gives epochs long enough to validate sparingly.
     """
 
-    def __init__(self, inputs, targets, batch_size: int):
+    def __init__(self, inputs, targets, batch_size: int, steps_per_epoch: int | None = None):
         self.inputs, self.targets, self.batch_size = inputs, targets, int(batch_size)
-        self.steps_per_epoch = max(1, len(inputs) // self.batch_size)
+        self.steps_per_epoch = int(steps_per_epoch or max(1, len(inputs) // self.batch_size))
         self.input_size = tuple(inputs.shape[2:])
 
     def epoch(self, generator):
         import torch
 
+        per_pass = max(1, len(self.inputs) // self.batch_size)
         order = torch.randperm(len(self.inputs), generator=generator)
         for step in range(self.steps_per_epoch):
-            index = order[step * self.batch_size : (step + 1) * self.batch_size]
+            if step and step % per_pass == 0:
+                order = torch.randperm(len(self.inputs), generator=generator)
+            at = step % per_pass
+            index = order[at * self.batch_size : (at + 1) * self.batch_size]
             yield self.inputs[index], self.targets[index]
 
 

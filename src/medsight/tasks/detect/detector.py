@@ -1,0 +1,150 @@
+"""MONAI's RetinaNetDetector set up from the plan; boxes as tensors; the training loss.
+
+The network (the only part with weights) is what the training loop, checkpoints and
+bundles hold. `make_detector` wraps it in MONAI's ``RetinaNetDetector``: anchors of the
+planned shapes (``AnchorGeneratorWithAnchorShape``), ATSS matching, hard-negative sampling,
+and box selection (score threshold, top-k, NMS) at inference.
+
+The loop moves ``(inputs, targets)`` tensors, so the boxes of a batch travel as one padded
+tensor ``(B, N_max, 2 * ndim + 1)``: corners, then the class index; rows with class -1 are
+padding (`encode_targets` / `decode_targets`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["decode_targets", "detect", "detection_loss", "encode_targets", "make_detector"]
+
+
+@functools.cache
+def _detector_class():
+    import torch
+    from monai.apps.detection.networks.retinanet_detector import RetinaNetDetector
+
+    class Detector(RetinaNetDetector):
+        """MONAI's detector; anchor matching is MONAI's ATSS path without the check for
+        torchvision's Matcher, which imports torchvision (not a MedSight dependency)."""
+
+        def compute_anchor_matched_idxs(self, anchors, targets, num_anchor_locs_per_level):
+            matched = []
+            for anchors_per_image, target in zip(anchors, targets):
+                boxes = target[self.target_box_key]
+                if boxes.numel() == 0:  # a true negative: every anchor is background
+                    n = anchors_per_image.size(0)
+                    matched.append(torch.full((n,), -1, dtype=torch.int64, device=anchors_per_image.device))
+                    continue
+                _, idxs = self.proposal_matcher(
+                    boxes.to(anchors_per_image.device),
+                    anchors_per_image,
+                    num_anchor_locs_per_level,
+                    self.num_anchors_per_loc,
+                )
+                matched.append(idxs)
+            return matched
+
+    return Detector
+
+
+def make_detector(network, plan: dict):
+    """A ``RetinaNetDetector`` around `network` with the plan's anchors, matcher, sampler and selector."""
+    from monai.apps.detection.utils.anchor_utils import AnchorGeneratorWithAnchorShape
+
+    anchors = plan["anchors"]
+    generator = AnchorGeneratorWithAnchorShape(
+        feature_map_scales=anchors["feature_map_scales"],
+        base_anchor_shapes=[tuple(float(v) for v in shape) for shape in anchors["base_shapes"]],
+    )
+    detector = _detector_class()(network=network, anchor_generator=generator)
+    matcher = plan["matcher"]
+    detector.set_atss_matcher(num_candidates=matcher["num_candidates"], center_in_gt=matcher["center_in_gt"])
+    sampler = plan["sampler"]
+    detector.set_hard_negative_sampler(
+        batch_size_per_image=sampler["batch_size_per_image"],
+        positive_fraction=sampler["positive_fraction"],
+        min_neg=sampler["min_neg"],
+        pool_size=sampler["pool_size"],
+    )
+    selector = plan["box_selector"]
+    detector.set_box_selector_parameters(
+        score_thresh=selector["score_thresh"],
+        topk_candidates_per_level=selector["topk_candidates_per_level"],
+        nms_thresh=selector["nms_thresh"],
+        detections_per_img=selector["detections_per_img"],
+    )
+    return detector
+
+
+def encode_targets(
+    boxes: Sequence[np.ndarray], labels: Sequence[Sequence[int]], *, ndim: int, rows: int | None = None
+):
+    """Per-image boxes ``(N_i, 2 * ndim)`` and class indices -> one float tensor
+    ``(B, N_max, 2 * ndim + 1)``; `rows` sets ``N_max`` (at least the most boxes of an image)."""
+    import torch
+
+    width = 2 * ndim
+    rows = max([len(b) for b in boxes] + [1, rows or 1])
+    out = torch.zeros((len(boxes), rows, width + 1), dtype=torch.float32)
+    out[..., width] = -1
+    for i, (b, lab) in enumerate(zip(boxes, labels)):
+        if len(b):
+            out[i, : len(b), :width] = torch.as_tensor(np.asarray(b, np.float32).reshape(-1, width))
+            out[i, : len(b), width] = torch.as_tensor(np.asarray(lab, np.float32))
+    return out
+
+
+def decode_targets(targets) -> list[dict]:
+    """The padded tensor of `encode_targets` -> per image ``{"boxes": (N, 2d), "labels": (N,) int64}``."""
+    import torch
+
+    out = []
+    for item in targets:
+        real = item[:, -1] >= 0
+        out.append({"boxes": item[real, :-1].float(), "labels": item[real, -1].to(torch.int64)})
+    return out
+
+
+def detection_loss(detector, input_size: Sequence[int], *, cls_weight: float = 1.0) -> Callable:
+    """``loss_fn(head_outputs, targets) -> scalar``: RetinaNet's classification (on the hard-negative
+    sample) plus box-regression loss, for the training loop, which calls ``loss_fn(model(x), y)``.
+
+    The anchors depend on the input's size only, which is the plan's fixed size in training, so
+    the image tensor itself is not needed (a shape-only stand-in is passed to the generator).
+    """
+    import torch
+
+    size = tuple(int(s) for s in input_size)
+
+    def loss_fn(head_outputs, targets):
+        head = {key: list(value) for key, value in head_outputs.items()}
+        stand_in = torch.empty((len(targets), 1, *size), device="meta")
+        detector.generate_anchors(stand_in, head)
+        locations = [x.shape[2:].numel() for x in head[detector.cls_key]]
+        for key in (detector.cls_key, detector.box_reg_key):
+            head[key] = detector._reshape_maps(head[key])  # MONAI's own flattening of the level maps
+        losses = detector.compute_loss(head, decode_targets(targets), detector.anchors, locations)
+        return cls_weight * losses[detector.cls_key] + losses[detector.box_reg_key].to(
+            losses[detector.cls_key].device
+        )
+
+    return loss_fn
+
+
+def detect(detector, inputs) -> list[dict]:
+    """Detections of a batch ``(B, C, *size)`` as numpy: per image ``boxes``, ``scores``, ``labels`` (int)."""
+    import torch
+
+    detector.eval()
+    with torch.no_grad():
+        found = detector(inputs)
+    return [
+        {
+            "boxes": d[detector.target_box_key].float().cpu().numpy().astype(np.float64),
+            "scores": d[detector.pred_score_key].float().cpu().numpy().astype(np.float64),
+            "labels": d[detector.target_label_key].cpu().numpy().astype(int),
+        }
+        for d in found
+    ]
