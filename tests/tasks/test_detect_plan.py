@@ -1,0 +1,69 @@
+"""Detection planning rules: input size, strides, levels and anchors from the boxes (no timing)."""
+
+import numpy as np
+import pytest
+
+from medsight.image import Image
+from medsight.models.retinanet import size_divisible, strides
+from medsight.tasks.detect.plan import fingerprint, make_plan, relative_boxes
+
+
+def _fp(shape, sides, *, n_images=20, negatives=5):
+    """Fingerprint of `n_images` images of `shape` whose boxes have the given side lengths."""
+    rng = np.random.default_rng(0)
+    images = [Image(rng.normal(0, 1, (1, *shape)).astype(np.float32)) for _ in range(4)]
+    boxes = []
+    for k in range(n_images):
+        if k < negatives:
+            boxes.append(np.zeros((0, len(shape))))
+            continue
+        side = np.asarray(sides[k % len(sides)], float)
+        box = np.concatenate([np.zeros(len(shape)), side])[None]
+        boxes.append(relative_boxes(box, shape))
+    return fingerprint(
+        images, boxes, classes=["lesion"], box_counts=[n_images - negatives], n={"train": n_images, "val": 4}
+    )
+
+
+def test_fingerprint_summarises_boxes():
+    fp = _fp((128, 96), [(6, 6), (12, 6), (24, 12)])
+    assert fp["boxes"]["n"] == 15 and fp["boxes"]["images_without_boxes"] == 5
+    assert fp["box_counts"] == [15] and "multilabel" not in fp
+    assert fp["boxes"]["relative_size_quantiles"]["50"] == pytest.approx(np.sqrt(12 * 6) / 128, rel=1e-4)
+    assert fp["boxes"]["median_shape"][0] > fp["boxes"]["median_shape"][1]  # wider than tall
+
+
+def test_small_boxes_get_a_fine_first_level_and_small_anchors():
+    plan = make_plan(_fp((128, 128), [(4, 4), (6, 6), (8, 8)]), budget_min=5, measure=False)
+    net = plan["network"]
+    assert plan["preprocess"]["size"] == [128, 128]
+    assert net["max_pool"] is False and strides(**_backbone(net))[0] == 2
+    base = np.array(plan["anchors"]["base_shapes"])
+    assert base.shape == (3, 2) and base.min() >= 4 and base.max() < 8
+    assert len(plan["anchors"]["feature_map_scales"]) == len(net["returned_layers"]) + 1
+    assert net["num_anchors"] == 3 and plan["selection"]["metric"] == "val_ap50"
+
+
+def test_large_boxes_get_coarse_levels_and_the_size_follows_the_aspect():
+    plan = make_plan(_fp((720, 576), [(80, 60), (200, 180), (400, 300)]), budget_min=5, measure=False)
+    net = plan["network"]
+    size = plan["preprocess"]["size"]
+    assert max(size) <= 512 and size[0] > size[1]  # capped, aspect of the median image kept
+    divisible = size_divisible(**_backbone(net))
+    assert all(s % divisible == 0 for s in size)
+    assert net["max_pool"] is True and len(plan["anchors"]["feature_map_scales"]) >= 3
+    top = max(plan["anchors"]["base_shapes"][-1]) * plan["anchors"]["feature_map_scales"][-1]
+    scale = min(np.asarray(size) / np.array([720, 576]))
+    assert top >= 0.6 * 400 * scale  # the coarsest anchors reach the large boxes
+
+
+def test_3d_plan_selects_on_froc():
+    plan = make_plan(_fp((64, 64, 32), [(6, 6, 4), (10, 10, 6)]), budget_min=5, measure=False)
+    assert plan["preprocess"]["ndim"] == 3 and len(plan["anchors"]["base_shapes"][0]) == 3
+    assert plan["selection"]["metric"] == "val_froc_mean"
+    assert plan["preprocess"]["size"][2] <= plan["preprocess"]["size"][0]
+    assert plan["box_selector"]["nms_thresh"] < 0.3
+
+
+def _backbone(net: dict) -> dict:
+    return {k: net[k] for k in ("stem_stride", "max_pool", "returned_layers")}
