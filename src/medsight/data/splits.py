@@ -110,6 +110,8 @@ def ensure_validation(
         if any(s.split == "val" for s in manifest):
             return manifest, notes
     train = replace(manifest, samples=[replace(s, split=None) for s in manifest if s.split == "train"])
+    if not len(train):
+        raise FormatError("the dataset has no training samples", hint="Check the manifest and its splits")
     if len(train) < 2:
         raise FormatError("too few training samples to hold some out for validation", hint="Add a val split")
     carved, _ = split_dataset(train, fractions=(1 - fraction, fraction, 0.0), seed=seed)
