@@ -166,7 +166,7 @@ def _seconds_per_step(plan: dict, batch: int, device: str, limit: float) -> floa
             state["fn"] = detection_loss(make_detector(build_model(plan["network"]), plan), size)
         return state["fn"](head, targets)
 
-    return seconds_per_step(plan["network"], x, y, loss_fn, device=device, steps=3, limit=limit)
+    return seconds_per_step(plan["network"], x, y, loss_fn, device=device, steps=2, limit=limit)
 
 
 def make_plan(
