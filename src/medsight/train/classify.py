@@ -123,9 +123,8 @@ def train_classifier(
 
     from medsight.data.splits import ensure_validation
     from medsight.models import build_model
-    from medsight.models.weights import load_weights
     from medsight.train.calibrate import fit_temperature
-    from medsight.train.loop import BEST, TensorBatches, augmenter, fit, use_device
+    from medsight.train.loop import TensorBatches, augmenter, fit, load_best, use_device
 
     out_dir = Path(out_dir)
     manifest = data if isinstance(data, Manifest) else load_dataset(data)
@@ -199,10 +198,7 @@ def train_classifier(
         spent_s=setup_s,
     )
 
-    from safetensors.torch import load_file
-
-    load_weights(model, load_file(str(out_dir / BEST)), path=out_dir / BEST)
-    model.to(dev).eval()
+    load_best(model, out_dir, dev)
     with torch.no_grad():
         logits = val_logits(model)
     temperature = fit_temperature(logits, y_val, multilabel=multilabel)

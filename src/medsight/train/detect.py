@@ -123,15 +123,13 @@ def train_detector(
     """Train a box detector (MONAI RetinaNet) and bundle it in `out_dir`; returns the model card."""
     start = time.perf_counter()
     import torch
-    from safetensors.torch import load_file
 
     from medsight.data.augment import default_augmentation
     from medsight.data.splits import ensure_validation
     from medsight.models import build_model
-    from medsight.models.weights import load_weights
     from medsight.tasks.detect.detector import detect, detection_loss, encode_targets, make_detector
     from medsight.tasks.detect.metrics import DetectionSet
-    from medsight.train.loop import BEST, TensorBatches, fit, use_device
+    from medsight.train.loop import TensorBatches, fit, load_best, use_device
 
     out_dir = Path(out_dir)
     manifest = data if isinstance(data, Manifest) else load_dataset(data)
@@ -218,8 +216,7 @@ def train_detector(
         spent_s=setup_s,
     )
 
-    load_weights(model, load_file(str(out_dir / BEST)), path=out_dir / BEST)
-    model.to(dev).eval()
+    load_best(model, out_dir, dev)
     final = DetectionSet(predict_val(), val_refs, classes=classes, hit=hit)
     metrics = final.metrics()
     card = {

@@ -26,7 +26,7 @@ from pathlib import Path
 from medsight.io._atomic import atomic_path
 from medsight.train.checkpoint import STATE, load_checkpoint, save_checkpoint
 
-__all__ = ["FitResult", "TensorBatches", "augmenter", "fit", "use_device"]
+__all__ = ["FitResult", "TensorBatches", "augmenter", "fit", "load_best", "use_device"]
 
 HISTORY = "history.jsonl"
 BEST = "best.safetensors"
@@ -283,6 +283,16 @@ def fit(
         if bar:
             bar.close()
     return FitResult(state["best_epoch"], state["best_metrics"], state["epoch"], state["elapsed_s"], stopped)
+
+
+def load_best(model, out_dir: Path, device) -> None:
+    """Put the weights of the best validation epoch into `model`, on `device`, in eval mode."""
+    from safetensors.torch import load_file
+
+    from medsight.models.weights import load_weights
+
+    load_weights(model, load_file(str(out_dir / BEST)), path=out_dir / BEST)
+    model.to(device).eval()
 
 
 def augmenter(pipeline, *, masks: bool) -> Callable:

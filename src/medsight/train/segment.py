@@ -103,13 +103,11 @@ def train_segmenter(
     start = time.perf_counter()
     import torch
     from monai.losses import DiceCELoss
-    from safetensors.torch import load_file
 
     from medsight.data.augment import default_augmentation
     from medsight.data.splits import ensure_validation
     from medsight.models import build_model
-    from medsight.models.weights import load_weights
-    from medsight.train.loop import BEST, augmenter, fit, use_device
+    from medsight.train.loop import augmenter, fit, load_best, use_device
     from medsight.train.patches import PatchBatches
 
     out_dir = Path(out_dir)
@@ -192,8 +190,7 @@ def train_segmenter(
         spent_s=setup_s,
     )
 
-    load_weights(model, load_file(str(out_dir / BEST)), path=out_dir / BEST)
-    model.to(dev).eval()
+    load_best(model, out_dir, dev)
     # The same validation cases as during training, at the inference overlap.
     predicted = predict_cases(model, [x_val[i] for i in picked], plan, dev)
     post = choose_postprocessing(predicted, [y_val[i] for i in picked], len(classes))
