@@ -103,3 +103,10 @@ def test_without_tumours_and_out_of_range():
     assert not (case.mask.array == 9).any() and case.boxes == [] and case.truth["response"] == "stable"
     with pytest.raises(ValueError, match="at most 400 days"):
         body_ct(seed=2, timepoint=6, shape=(64, 52, 36), spacing=(6.0, 6.0, 6.0))
+
+
+def test_thin_field_of_view_leaves_out_structures_it_misses():
+    # Six 12 mm slices about the centre: the lungs lie above them and are simply absent.
+    case = body_ct(seed=0, shape=(48, 40, 6), spacing=(8.0, 8.0, 12.0))
+    assert case.image.spatial_shape == (48, 40, 6)
+    assert (case.image.array > -200).any()  # the body is there

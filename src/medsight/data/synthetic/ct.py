@@ -225,6 +225,10 @@ class _Sections:
         cx, cy, ax, ay = (np.broadcast_to(np.asarray(v, np.float32), (grid.shape[2],)) for v in ellipses)
         present = (ax > 1e-2) & (ay > 1e-2)
         self.areas = np.where(present, np.pi * ax * ay, 0.0) / (grid.spacing[0] * grid.spacing[1])
+        if not present.any():  # the structure lies outside this field of view: nothing to draw
+            self.crop = (slice(0, 0),) * 3
+            self.rho = self.step = np.zeros((0, 0, 0), np.float32)
+            return
         lo = (np.min((cx - ax)[present]) + shift[0], np.min((cy - ay)[present]) + shift[1], 0.0)
         hi = (np.max((cx + ax)[present]) + shift[0], np.max((cy + ay)[present]) + shift[1], 0.0)
         crop = grid.crop(lo, hi)
