@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medsight.errors import FormatError, UnsupportedError
+from medsight.errors import FormatError
 from medsight.image import Image
 from medsight.io._atomic import atomic_path
 from medsight.models.bundle import Bundle, load_bundle
@@ -44,13 +44,7 @@ class Detector:
     def load(cls, folder: str | Path, *, device: str = "cpu") -> Detector:
         from medsight.tasks.detect.detector import make_detector
 
-        bundle = load_bundle(folder)
-        if bundle.plan.get("task") != "detect":
-            raise UnsupportedError(
-                f"a {bundle.plan.get('task')} model, not a detection model",
-                path=folder,
-                hint="Train one with medsight train detect",
-            )
+        bundle = load_bundle(folder, task="detect")
         network = bundle.build().to(device)
         return cls(bundle, network, make_detector(network, bundle.plan).to(device), device)
 

@@ -61,16 +61,6 @@ def _session(path: Path):
         raise FormatError(f"onnxruntime cannot load the model ({exc})", path=path) from exc
 
 
-def _check_classifier(bundle: Bundle) -> None:
-    task = bundle.plan.get("task")
-    if task != "classify":
-        raise UnsupportedError(
-            f"a {task or 'untyped'} model, not a classifier",
-            path=bundle.folder,
-            hint="Give a classification bundle (made by medsight train classify)",
-        )
-
-
 def _normalized(network, spec: dict):
     """The network with the plan's normalisation in front, as one module to trace."""
     import torch
@@ -140,8 +130,7 @@ def export_onnx(
             f"ONNX opset {opset} is not offered",
             hint=f"Use {OPSETS.start} to {OPSETS.stop - 1}; {OPSET} by default",
         )
-    bundle = load_bundle(model)
-    _check_classifier(bundle)
+    bundle = load_bundle(model, task="classify")
     folder = bundle.folder
     out = Path(out) if out is not None else folder / "model.onnx"
     if not out.parent.is_dir():
@@ -232,8 +221,7 @@ class OnnxClassifier(Classifier):
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str = "cpu") -> OnnxClassifier:
-        bundle = load_bundle(folder)
-        _check_classifier(bundle)
+        bundle = load_bundle(folder, task="classify")
         return cls.from_bundle(bundle)
 
     @classmethod
@@ -289,8 +277,7 @@ def load_predictor(folder: str | Path, *, engine: str = "torch", device: str = "
     """
     if engine not in ENGINES:
         raise UnsupportedError(f"unknown engine {engine!r}", hint=f"Use one of: {', '.join(ENGINES)}")
-    bundle = load_bundle(folder)
-    _check_classifier(bundle)
+    bundle = load_bundle(folder, task="classify")
     if engine == "onnx":
         if device != "cpu":
             raise UnsupportedError(

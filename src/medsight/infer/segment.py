@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from medsight.errors import UnsupportedError
 from medsight.image import Image
 from medsight.models.bundle import Bundle, load_bundle
 from medsight.tasks.segment.postprocess import apply_postprocessing
@@ -42,13 +41,7 @@ class Segmenter:
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str = "cpu") -> Segmenter:
-        bundle = load_bundle(folder)
-        if bundle.plan.get("task") != "segment":
-            raise UnsupportedError(
-                f"a {bundle.plan.get('task')} model, not a segmentation model",
-                path=folder,
-                hint="Train one with medsight train segment",
-            )
+        bundle = load_bundle(folder, task="segment")
         return cls(bundle, bundle.build().to(device), device)
 
     @property

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from medsight.errors import FormatError, NotFoundError
+from medsight.errors import FormatError, NotFoundError, UnsupportedError
 from medsight.io._atomic import atomic_path, sha256_file
 
 __all__ = ["Bundle", "code_hash", "load_bundle", "save_bundle", "write_json"]
@@ -86,8 +86,23 @@ def save_bundle(
     return folder
 
 
-def load_bundle(folder: str | Path, *, verify: bool = True) -> Bundle:
-    """Read a bundle; with `verify`, every file must match ``hashes.json``."""
+_TASK_NAMES = {"classify": "classifier", "segment": "segmentation model", "detect": "detection model"}
+
+
+def check_task(bundle: Bundle, task: str) -> None:
+    """Refuse a bundle trained for another task than `task` (``classify``, ``segment``, ``detect``)."""
+    found = bundle.plan.get("task")
+    if found != task:
+        raise UnsupportedError(
+            f"a {found or 'untyped'} model, not a {_TASK_NAMES[task]}",
+            path=bundle.folder,
+            hint=f"Give a bundle made by medsight train {task}",
+        )
+
+
+def load_bundle(folder: str | Path, *, verify: bool = True, task: str | None = None) -> Bundle:
+    """Read a bundle; with `verify`, every file must match ``hashes.json``; with `task`, the
+    bundle must have been trained for it."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
@@ -113,10 +128,13 @@ def load_bundle(folder: str | Path, *, verify: bool = True) -> Bundle:
         state = load_file(str(folder / "weights.safetensors"))
     except Exception as exc:  # safetensors raises its own error types on damaged files
         raise FormatError(f"unreadable weights ({exc})", path=folder / "weights.safetensors") from exc
-    return Bundle(
+    bundle = Bundle(
         folder=folder,
         plan=json.loads((folder / "plan.json").read_text()),
         card=json.loads((folder / "model_card.json").read_text()),
         labels=json.loads((folder / "labels.json").read_text()),
         state_dict=state,
     )
+    if task is not None:
+        check_task(bundle, task)
+    return bundle
