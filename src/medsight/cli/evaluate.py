@@ -150,30 +150,42 @@ def _print(result: dict) -> None:
         console.print(f"[yellow]note:[/] {note}")
 
 
-def _segment(model: Path, data: Path, out: Path | None, as_json: bool, **params) -> None:
+def _evaluate_with_progress(label: str, evaluate, write, model: Path, data: Path, out: Path | None, params):
+    """`evaluate(model, data, **params)` under a progress bar and a provenance record; `write`
+    puts the result in `out` when given."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-    from rich.table import Table
 
     from medsight.audit import Provenance
-    from medsight.infer.evaluate import summary
-    from medsight.infer.evaluate_segment import write_segment_evaluation
-    from medsight.infer.segment import evaluate_segmenter
 
     console = Console(stderr=True)
-    columns = (TextColumn("segmenting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Provenance(inputs=[model, data], parameters=params) as prov:
         with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
             task = bar.add_task("evaluate", total=None)
-            result = evaluate_segmenter(
+            result = evaluate(
                 model,
                 data,
                 **params,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         if out is not None:
-            write_segment_evaluation(result, out)
+            write(result, out)
             prov.add_output(out)
+    return result
+
+
+def _segment(model: Path, data: Path, out: Path | None, as_json: bool, **params) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from medsight.infer.evaluate import summary
+    from medsight.infer.evaluate_segment import write_segment_evaluation
+    from medsight.infer.segment import evaluate_segmenter
+
+    result = _evaluate_with_progress(
+        "segmenting", evaluate_segmenter, write_segment_evaluation, model, data, out, params
+    )
     if as_json:
         typer.echo(json.dumps(summary(result)))
         return
@@ -199,27 +211,14 @@ def _segment(model: Path, data: Path, out: Path | None, as_json: bool, **params)
 
 def _detect(model: Path, data: Path, out: Path | None, as_json: bool, **params) -> None:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from medsight.audit import Provenance
     from medsight.infer.detect import evaluate_detector, write_detect_evaluation
     from medsight.infer.evaluate import summary
 
-    console = Console(stderr=True)
-    columns = (TextColumn("detecting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Provenance(inputs=[model, data], parameters=params) as prov:
-        with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
-            task = bar.add_task("evaluate", total=None)
-            result = evaluate_detector(
-                model,
-                data,
-                **params,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-        if out is not None:
-            write_detect_evaluation(result, out)
-            prov.add_output(out)
+    result = _evaluate_with_progress(
+        "detecting", evaluate_detector, write_detect_evaluation, model, data, out, params
+    )
     if as_json:
         typer.echo(json.dumps(summary(result)))
         return
