@@ -122,9 +122,8 @@ def train_classifier(
     import torch
 
     from medsight.data.splits import ensure_validation
-    from medsight.models import build_model
     from medsight.train.calibrate import fit_temperature
-    from medsight.train.loop import TensorBatches, augmenter, fit, load_best, use_device
+    from medsight.train.loop import TensorBatches, augmenter, fit, load_best, seeded_model, use_device
 
     out_dir = Path(out_dir)
     manifest = data if isinstance(data, Manifest) else load_dataset(data)
@@ -182,7 +181,7 @@ def train_classifier(
         if aug.get("strength") not in (None, "none")
         else None
     )
-    model = build_model(plan["network"])
+    model = seeded_model(plan)
     setup_s = time.perf_counter() - start
     result = fit(
         model,

@@ -126,10 +126,9 @@ def train_detector(
 
     from medsight.data.augment import default_augmentation
     from medsight.data.splits import ensure_validation
-    from medsight.models import build_model
     from medsight.tasks.detect.detector import detect, detection_loss, encode_targets, make_detector
     from medsight.tasks.detect.metrics import DetectionSet
-    from medsight.train.loop import TensorBatches, fit, load_best, use_device
+    from medsight.train.loop import TensorBatches, fit, load_best, seeded_model, use_device
 
     out_dir = Path(out_dir)
     manifest = data if isinstance(data, Manifest) else load_dataset(data)
@@ -175,7 +174,7 @@ def train_detector(
     dev = torch.device(plan["device"])
     x_val_t = torch.from_numpy(x_val)
 
-    model = build_model(plan["network"])
+    model = seeded_model(plan)
     detector = make_detector(model, plan)
     loss_fn = detection_loss(detector, pre["size"], cls_weight=plan["loss"]["cls_weight"])
 

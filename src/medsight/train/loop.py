@@ -26,7 +26,7 @@ from pathlib import Path
 from medsight.io._atomic import atomic_path
 from medsight.train.checkpoint import STATE, load_checkpoint, save_checkpoint
 
-__all__ = ["FitResult", "TensorBatches", "augmenter", "fit", "load_best", "use_device"]
+__all__ = ["FitResult", "TensorBatches", "augmenter", "fit", "load_best", "seeded_model", "use_device"]
 
 HISTORY = "history.jsonl"
 BEST = "best.safetensors"
@@ -283,6 +283,17 @@ def fit(
         if bar:
             bar.close()
     return FitResult(state["best_epoch"], state["best_metrics"], state["epoch"], state["elapsed_s"], stopped)
+
+
+def seeded_model(plan: dict):
+    """The plan's network, initialised from the plan's seed: planning times candidate networks,
+    which leaves the global random state depending on how many the machine's speed let it try."""
+    import torch
+
+    from medsight.models import build_model
+
+    torch.manual_seed(int(plan.get("seed", 0)))
+    return build_model(plan["network"])
 
 
 def load_best(model, out_dir: Path, device) -> None:

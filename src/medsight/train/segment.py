@@ -106,8 +106,7 @@ def train_segmenter(
 
     from medsight.data.augment import default_augmentation
     from medsight.data.splits import ensure_validation
-    from medsight.models import build_model
-    from medsight.train.loop import augmenter, fit, load_best, use_device
+    from medsight.train.loop import augmenter, fit, load_best, seeded_model, use_device
     from medsight.train.patches import PatchBatches
 
     out_dir = Path(out_dir)
@@ -175,7 +174,7 @@ def train_segmenter(
         steps_per_epoch=plan["steps_per_epoch"],
         foreground_fraction=plan["sampling"]["foreground_fraction"],
     )
-    model = build_model(plan["network"])
+    model = seeded_model(plan)
     setup_s = time.perf_counter() - start
     result = fit(
         model,
