@@ -15,6 +15,25 @@ train_app = typer.Typer(
 app.add_typer(train_app, name="train")
 
 
+def _train(trainer, data: Path, out: Path, time_budget, device, seed, overrides, resume) -> dict:
+    """Run `trainer` with the shared options under a provenance record; returns the model card."""
+    from medsight.audit import Provenance
+
+    params = {
+        "time_budget_min": time_budget,
+        "device": device,
+        "seed": seed,
+        "set": overrides,
+        "resume": resume,
+    }
+    with Provenance(inputs=[data] if data.is_file() else [], parameters=params) as prov:
+        card = trainer(
+            data, out, budget_min=time_budget, device=device, seed=seed, overrides=overrides, resume=resume
+        )
+        prov.add_output(out)
+    return card
+
+
 @train_app.command("classify")
 def classify(
     data: Path = typer.Argument(..., help="Manifest, MedMNIST .npz, folder per class, ..."),
@@ -30,21 +49,9 @@ def classify(
     ),
 ) -> None:
     """Fingerprint the data, plan, train with checkpoints, calibrate, and write the bundle."""
-    from medsight.audit import Provenance
     from medsight.train.classify import train_classifier
 
-    params = {
-        "time_budget_min": time_budget,
-        "device": device,
-        "seed": seed,
-        "set": overrides,
-        "resume": resume,
-    }
-    with Provenance(inputs=[data] if data.is_file() else [], parameters=params) as prov:
-        card = train_classifier(
-            data, out, budget_min=time_budget, device=device, seed=seed, overrides=overrides, resume=resume
-        )
-        prov.add_output(out)
+    card = _train(train_classifier, data, out, time_budget, device, seed, overrides, resume)
     val = card["validation"]["calibrated"]
     typer.echo(
         json.dumps(
@@ -70,15 +77,9 @@ def segment(
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last epoch."),
 ) -> None:
     """Fingerprint the data, plan (spacing, patch, DynUNet), train on patches, choose post-processing."""
-    from medsight.audit import Provenance
     from medsight.train.segment import train_segmenter
 
-    params = {"time_budget_min": time_budget, "device": device, "seed": seed, "set": overrides}
-    with Provenance(inputs=[data] if data.is_file() else [], parameters={**params, "resume": resume}) as prov:
-        card = train_segmenter(
-            data, out, budget_min=time_budget, device=device, seed=seed, overrides=overrides, resume=resume
-        )
-        prov.add_output(out)
+    card = _train(train_segmenter, data, out, time_budget, device, seed, overrides, resume)
     typer.echo(
         json.dumps(
             {
@@ -106,15 +107,9 @@ def detect(
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last epoch."),
 ) -> None:
     """Fingerprint images and boxes, plan (input size, anchors, RetinaNet), train, write the bundle."""
-    from medsight.audit import Provenance
     from medsight.train.detect import train_detector
 
-    params = {"time_budget_min": time_budget, "device": device, "seed": seed, "set": overrides}
-    with Provenance(inputs=[data] if data.is_file() else [], parameters={**params, "resume": resume}) as prov:
-        card = train_detector(
-            data, out, budget_min=time_budget, device=device, seed=seed, overrides=overrides, resume=resume
-        )
-        prov.add_output(out)
+    card = _train(train_detector, data, out, time_budget, device, seed, overrides, resume)
     val = card["validation"]
     typer.echo(
         json.dumps(
