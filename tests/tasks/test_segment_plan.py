@@ -48,3 +48,47 @@ def test_plan_without_timing_is_complete():
     assert (
         len(plan["network"]["kernels"]) == len(plan["network"]["strides"]) == len(plan["network"]["filters"])
     )
+
+
+def _fp_2d(resampling_dice: dict) -> dict:
+    return {
+        "n": {"train": 4, "val": 1},
+        "classes": ["lesion"],
+        "ndim": 2,
+        "channels": 3,
+        "modality": "OT",
+        "spacings": [[1.0, 1.0]] * 4,
+        "sizes": [[600, 520]] * 4,
+        "median_spacing": [1.0, 1.0],
+        "median_size": [600, 520],
+        "foreground_intensity": {"mean": 0.0, "std": 1.0, "p0_5": -2.0, "p99_5": 2.0},
+        "class_fraction": [0.8, 0.2],
+        "resampling_dice": resampling_dice,
+    }
+
+
+def test_resampling_dice_tells_thick_from_thin_structures():
+    from medsight.image import Image
+    from medsight.tasks.segment.plan import resampling_dice
+
+    yy, xx = np.mgrid[:256, :256]
+    disc = ((yy - 128) ** 2 + (xx - 128) ** 2 < 80**2).astype(np.uint8)
+    lines = np.zeros((256, 256), np.uint8)
+    lines[:, 5::13] = 1  # one-pixel vessels
+    kept_disc = resampling_dice([Image(disc[None])], 1)
+    kept_lines = resampling_dice([Image(lines[None])], 1)
+    assert kept_disc["4.0"] > 0.97 and kept_lines["1.5"] < 0.9
+
+
+def test_a_2d_plan_coarsens_only_as_far_as_the_structures_allow():
+    from medsight.tasks.segment.plan import coarsening
+
+    thick = _fp_2d({"1.5": 1.0, "2.0": 0.99, "3.0": 0.985, "4.0": 0.975, "6.0": 0.96, "8.0": 0.9})
+    thin = _fp_2d({"1.5": 0.95, "2.0": 0.9, "3.0": 0.8, "4.0": 0.7, "6.0": 0.6, "8.0": 0.5})
+    # a 192 x 160 patch covers 10% of a 600 x 520 image: 3.2x would make it cover all of it
+    assert coarsening(thick, [192, 160], [1.0, 1.0]) == 3.187
+    assert coarsening(_fp_2d({"8.0": 0.99}), [64, 64], [1.0, 1.0]) == 8.0  # capped by the factors
+    assert coarsening(thin, [192, 160], [1.0, 1.0]) == 1.0  # vessels stay at full resolution
+    assert coarsening(thick, [512, 448], [1.0, 1.0]) == 1.0  # the patch already sees most of it
+    plan = make_plan(thick, budget_min=5, measure=False)  # untimed: the cheapest patch is taken
+    assert plan["planning"]["coarsened"] > 1 and plan["preprocess"]["spacing"][0] > 1

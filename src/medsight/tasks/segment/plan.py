@@ -12,7 +12,15 @@ foreground (voxels inside any label), the share of voxels of each class. Rules:
   kernels, 1 on an axis over 2x coarser; 5 levels at most;
 - patch: the median case size at the target spacing, capped, divisible by the downsampling;
   candidates are timed on the device from the cheapest up, and the costliest that still
-  allows `MIN_STEPS` training steps within the budget is chosen.
+  allows `MIN_STEPS` training steps within the budget is chosen;
+- low resolution (2D): when the patch the budget allows covers under a quarter of the median
+  image, a window sees a fraction of a large structure and its context (a polyp, a breast
+  lesion). The spacing is then coarsened until the patch covers the median image, but only as
+  far as the structures survive it: the fingerprint's `resampling_dice` is the Dice of the
+  training label maps taken down by a factor and back up (10th percentile over cases, worst
+  class), and a factor is allowed while it stays >= `RESAMPLING_DICE_MIN`. Thin structures
+  (retinal vessels) allow none and stay at full resolution. nnU-Net does this for 3D with a
+  cascade; here it is 2D only, where no second stage is needed to see the whole image.
 """
 
 from __future__ import annotations
@@ -27,6 +35,10 @@ PATCH_CAP = {2: 512 * 512, 3: 128**3}  # voxels
 MAX_LEVELS = 6  # the input level plus five downsamplings
 MIN_PATCH = 16  # voxels per axis: DynUNet needs two downsamplings at least
 FOREGROUND_SAMPLES = 10_000  # intensity samples per case
+COARSEN_FACTORS = (1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+RESAMPLING_DICE_MIN = 0.97  # label maps taken down and back up must keep this Dice to allow a factor
+RESAMPLING_CASES = 40  # label maps sampled for `resampling_dice`
+MIN_COVERAGE = 0.25  # patch / median image below which a 2D plan coarsens its spacing
 
 
 def fingerprint(images: list, labels: list, *, classes: list[str], n: dict[str, int]) -> dict:
@@ -63,7 +75,49 @@ def fingerprint(images: list, labels: list, *, classes: list[str], n: dict[str, 
             "p99_5": float(np.percentile(fg, 99.5)),
         },
         "class_fraction": (counts / max(counts.sum(), 1)).round(6).tolist(),
+        "resampling_dice": resampling_dice(labels, len(classes)) if images[0].ndim == 2 else {},
     }
+
+
+def resampling_dice(labels: list, n_classes: int) -> dict[str, float]:
+    """For each factor in `COARSEN_FACTORS`: the Dice kept by a label map taken down by the factor
+    and back up (linear, per class), 10th percentile over cases, worst class.
+
+    Measures how coarse a grid the structures survive: a 2-pixel vessel is lost at 2x, a polyp
+    hundreds of pixels across barely notices 6x.
+    """
+    from scipy import ndimage
+
+    maps = [lab.array[0] for lab in labels if lab.array[0].any()]
+    step = max(1, len(maps) // RESAMPLING_CASES)
+    kept: dict[str, float] = {}
+    for factor in COARSEN_FACTORS:
+        worst = []
+        for values in maps[::step][:RESAMPLING_CASES]:
+            dices = []
+            for c in range(1, n_classes + 1):
+                mask = values == c
+                if not mask.any():
+                    continue
+                small = ndimage.zoom(mask.astype(np.float32), 1 / factor, order=1)
+                back = ndimage.zoom(small, np.divide(mask.shape, small.shape), order=1)[
+                    tuple(slice(0, n) for n in mask.shape)
+                ]
+                back = back > 0.5
+                dices.append(2 * np.count_nonzero(back & mask) / (np.count_nonzero(back) + np.count_nonzero(mask)))
+            worst.append(min(dices))
+        kept[str(factor)] = round(float(np.percentile(worst, 10)), 4) if worst else 0.0
+    return kept
+
+
+def coarsening(fp: dict, patch: list[int], spacing: list[float]) -> float:
+    """Factor by which a 2D plan coarsens `spacing` so that `patch` covers the median image (1: none)."""
+    size = np.array(fp["median_size"], float) * np.array(fp["median_spacing"]) / np.array(spacing)
+    coverage = np.prod(patch) / np.prod(size)
+    if fp["ndim"] != 2 or coverage >= MIN_COVERAGE:
+        return 1.0
+    allowed = [float(f) for f, dice in fp.get("resampling_dice", {}).items() if dice >= RESAMPLING_DICE_MIN]
+    return round(min(float(coverage ** (-1 / 2)), max(allowed, default=1.0)), 3)
 
 
 def target_spacing(fp: dict) -> list[float]:
@@ -139,21 +193,15 @@ def _seconds_per_step(network: dict, patch: list[int], batch: int, device: str, 
     return seconds_per_step(network, x, y, loss_fn, device=device, steps=2, limit=limit)
 
 
-def make_plan(
-    fp: dict, *, budget_min: float, device: str = "cpu", seed: int = 0, measure: bool = True
-) -> dict:
-    """Plan a training from fingerprint `fp` that fits `budget_min` minutes on `device`."""
-    ndim = fp["ndim"]
-    spacing = target_spacing(fp)
+def _choose(fp: dict, spacing: list[float], budget_s: float, batch: int, device: str, measure: bool):
+    """The costliest (patch, base filters) candidate that allows `MIN_STEPS` steps in `budget_s`
+    at `spacing`: (option, steps in the budget, timings)."""
     scale = np.array(fp["median_spacing"]) / np.array(spacing)
     median_size = [int(round(s * f)) for s, f in zip(fp["median_size"], scale)]
-    batch = 8 if ndim == 2 else 2
-    steps_per_epoch = 50 if ndim == 2 else 25
-    budget_s = budget_min * 60 * 0.8  # validation, post-processing choice and saving
-    full = _fit_patch(median_size, spacing, PATCH_CAP[ndim])
+    full = _fit_patch(median_size, spacing, PATCH_CAP[fp["ndim"]])
     options = []
     for shrink in (1.0, 0.5, 0.25, 0.125):
-        patch = _fit_patch(full, spacing, max(MIN_PATCH**ndim, int(np.prod(full) * shrink)))
+        patch = _fit_patch(full, spacing, max(MIN_PATCH ** fp["ndim"], int(np.prod(full) * shrink)))
         for base in (32, 16):
             if not any(o["patch"] == patch and o["base"] == base for o in options):
                 options.append({"patch": patch, "base": base})
@@ -171,6 +219,24 @@ def make_plan(
         chosen, steps = option, budget_s / sec
         if sec > limit:
             break
+    return chosen, steps, timings
+
+
+def make_plan(
+    fp: dict, *, budget_min: float, device: str = "cpu", seed: int = 0, measure: bool = True
+) -> dict:
+    """Plan a training from fingerprint `fp` that fits `budget_min` minutes on `device`."""
+    ndim = fp["ndim"]
+    spacing = target_spacing(fp)
+    batch = 8 if ndim == 2 else 2
+    steps_per_epoch = 50 if ndim == 2 else 25
+    budget_s = budget_min * 60 * 0.8  # validation, post-processing choice and saving
+    chosen, steps, timings = _choose(fp, spacing, budget_s, batch, device, measure)
+    factor = coarsening(fp, chosen["patch"], spacing)
+    if factor > 1:
+        spacing = [round(s * factor, 4) for s in spacing]
+        chosen, steps, more = _choose(fp, spacing, budget_s, batch, device, measure)
+        timings += [{**t, "coarsened": factor} for t in more]
     epochs = int(np.clip(steps / steps_per_epoch, 1, MAX_EPOCHS))
     intensity = fp["foreground_intensity"]
     if fp["modality"] == "CT":
@@ -211,5 +277,10 @@ def make_plan(
         # Choosing the post-processing predicts those cases once more at the inference overlap.
         "final_validations": 3,
         "selection": {"metric": "val_dice"},
-        "planning": {"candidates_timed": timings, "epochs_estimated": epochs, "fingerprint": fp},
+        "planning": {
+            "candidates_timed": timings,
+            "coarsened": factor,
+            "epochs_estimated": epochs,
+            "fingerprint": fp,
+        },
     }
