@@ -11,8 +11,8 @@ foreground (voxels inside any label), the share of voxels of each class. Rules:
   spacing is within 2x of the finest and its feature map is at least 8 voxels; 3x3(x3)
   kernels, 1 on an axis over 2x coarser; 5 levels at most;
 - patch: the median case size at the target spacing, capped, divisible by the downsampling;
-  candidates are timed on the device from the cheapest up, and the costliest that still
-  allows `MIN_STEPS` training steps within the budget is chosen;
+  candidates are timed on the device from the smallest up, and the largest patch (then the
+  widest network) that still allows `MIN_STEPS` training steps within the budget is chosen;
 - low resolution (2D): when the patch the budget allows covers under a quarter of the median
   image, a window sees a fraction of a large structure and its context (a polyp, a breast
   lesion). The spacing is then coarsened until the patch covers the median image, but only as
@@ -205,19 +205,19 @@ def _choose(fp: dict, spacing: list[float], budget_s: float, batch: int, device:
         for base in (32, 16):
             if not any(o["patch"] == patch and o["base"] == base for o in options):
                 options.append({"patch": patch, "base": base})
-    # Timed from the cheapest up (convolution cost ~ voxels x channels^2); the first that
-    # misses the step target ends the search, so timing costs about one over-budget step.
-    options.sort(key=lambda o: np.prod(o["patch"]) * o["base"] ** 2)
+    # The field of view comes first (nnU-Net's priority), the width second. Patches are timed
+    # from the smallest up, each with the narrow network, then the wide one; a patch whose
+    # narrow network misses the step target ends the search (larger ones would miss it too).
+    options.sort(key=lambda o: (np.prod(o["patch"]), o["base"]))
     limit = budget_s / MIN_STEPS
     chosen, steps, timings = options[0], budget_s / 0.01, []
     for option in options if measure else []:
         network = _network(fp, option["patch"], spacing, option["base"])
         sec = _seconds_per_step(network, option["patch"], batch, device, limit=limit)
         timings.append({**option, "s_per_step": round(sec, 4), "steps_in_budget": int(budget_s / sec)})
-        if sec > limit and timings[:-1]:
-            break
-        chosen, steps = option, budget_s / sec
-        if sec > limit:
+        if sec <= limit or len(timings) == 1:  # the smallest is taken even when it misses
+            chosen, steps = option, budget_s / sec
+        elif option["base"] == min(o["base"] for o in options):
             break
     return chosen, steps, timings
 
