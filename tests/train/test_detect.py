@@ -145,6 +145,46 @@ def test_predict_cli_writes_boxes_mm_overlays(trained, tmp_path, capsys):
     assert overlay.spatial_shape == read(tests[0]).spatial_shape and overlay.num_channels == 3
 
 
+def test_predict_cli_on_dicom_writes_an_sr_of_the_findings(trained, tmp_path, capsys):
+    """A radiograph as DICOM (read as a one-slice volume) is predicted as 2D; the SR's regions
+    are the predicted boxes, on the source instance."""
+    hd = pytest.importorskip("highdicom")
+    import pydicom
+    from pydicom.sr.codedict import codes
+
+    from medsight.cli import main
+    from medsight.infer.detect import Detector
+    from medsight.io import read, write_dicom_series
+
+    root, data, _ = trained
+    manifest = read_manifest(data)
+    sample = next(s for s in manifest.split("test") if s.boxes)
+    png = read(manifest.path(sample.key))
+    (source,) = write_dicom_series(
+        Image(png.array.astype(np.int16), png.affine), tmp_path / "dx", modality="DX"
+    )
+    out = tmp_path / "pred"
+    with pytest.raises(SystemExit) as done:
+        main(["predict", str(root / "model"), str(tmp_path / "dx"), "--out", str(out)])
+    assert done.value.code in (0, None)
+    (row,) = json.loads((out / "detections.json").read_text())
+    assert row["findings"] and row["dicom_sr"] == str(out / "dx_sr.dcm")
+    assert [f["box"] for f in row["findings"]] == [
+        f["box"] for f in Detector.load(root / "model").predict(png)
+    ]  # the same pixels give the same boxes, DICOM or PNG
+    sr = hd.sr.srread(row["dicom_sr"])
+    groups = sr.content.get_planar_roi_measurement_groups()
+    assert len(groups) == len(row["findings"])
+    uid = str(pydicom.dcmread(source, stop_before_pixels=True).SOPInstanceUID)
+    for group, finding in zip(groups, row["findings"]):
+        points = np.asarray(group.roi.value)
+        np.testing.assert_allclose([*points.min(0), *points.max(0)], finding["box"], atol=1e-4)
+        assert str(group.roi.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID) == uid
+        assert group.finding_type.meaning == "spot"
+        (certainty,) = group.get_measurements(name=codes.DCM.CertaintyOfFinding)
+        assert certainty.value == pytest.approx(100 * finding["score"], abs=1e-3)
+
+
 def test_evaluate_cli_json_has_ap50_and_froc_mean(trained, tmp_path, capsys):
     from medsight.cli import main
 

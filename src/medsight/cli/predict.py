@@ -2,7 +2,8 @@
 
 Classification prints or writes one row per input. Segmentation writes a label map per
 input (NIfTI, on the input's grid; a DICOM SEG too for DICOM input) and prints the
-volume of each structure.
+volume of each structure. Detection prints or writes boxes with scores (JSON/CSV, overlay
+PNGs, and a DICOM SR measurement report for DICOM input).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def predict(
         "--out",
         help="Classification: .csv or .json (default: print JSON lines). "
         "Segmentation: a label map file (one input) or a folder. "
-        "Detection: a folder for detections.json/.csv and overlay PNGs (default: print JSON lines).",
+        "Detection: a folder for detections.json/.csv, overlay PNGs and, for DICOM input, a DICOM SR "
+        "(default: print JSON lines).",
     ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     engine: str = typer.Option("torch", "--engine", help="torch, or onnx (after medsight export onnx)."),
@@ -105,7 +107,7 @@ def _segment(model: Path, inputs: list[Path], out: Path, device: str, probabilit
 
 
 def _detect(model: Path, inputs: list[Path], out: Path | None, device: str) -> None:
-    """Boxes (voxels and RAS+ mm), classes and scores; with --out, JSON, CSV and overlay PNGs."""
+    """Boxes (voxels and RAS+ mm), classes and scores; with --out, JSON, CSV, overlay PNGs, DICOM SR."""
     from medsight.audit import Provenance
     from medsight.errors import FormatError
     from medsight.infer.detect import Detector

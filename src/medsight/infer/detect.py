@@ -9,6 +9,9 @@ A finding is ``{"label", "score", "box", "corners_mm", "centre_mm", "size_mm"}``
 voxels of the input image (``[i0, j0, i1, j1]``, i = column, upper corners exclusive; 3D
 adds ``k``), the rest in RAS+ mm through the image's affine (`medsight.tasks.detect.boxes`).
 Boxes come after MONAI's box selection: score threshold, top-k per level and NMS, as planned.
+A one-slice volume (a DICOM radiograph with a position) is predicted as the 2D image it holds.
+For DICOM input, `predict_paths` also writes the findings as a DICOM SR measurement report
+(TID 1500, `medsight.io.write_detection_sr`) that references the source instances.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from medsight.image import Image
 from medsight.io._atomic import atomic_path
 from medsight.models.bundle import Bundle, load_bundle
 from medsight.tasks.detect.boxes import boxes_to_mm, check_boxes
-from medsight.tasks.detect.preprocess import boxes_to_image, normalize, prepare
+from medsight.tasks.detect.preprocess import as_planar, boxes_to_image, normalize, prepare
 
 __all__ = ["Detector", "evaluate_detector", "write_detect_evaluation"]
 
@@ -59,6 +62,7 @@ class Detector:
         from medsight.tasks.detect.detector import detect
 
         pre = self.bundle.plan["preprocess"]
+        image = as_planar(image)
         array, scale = prepare(image, pre)
         x = normalize(torch.from_numpy(array)[None].to(self.device), pre["normalize"])
         found = detect(self.detector, x)[0]
@@ -88,9 +92,10 @@ class Detector:
 
     def predict_paths(self, paths, out: str | Path | None = None, *, min_score: float = 0.0) -> list[dict]:
         """Predict each input (file or DICOM series folder); with `out` (a folder), write
-        ``detections.json``, ``detections.csv`` and ``<name>_boxes.png`` overlays into it."""
+        ``detections.json``, ``detections.csv`` and ``<name>_boxes.png`` overlays into it, and for
+        DICOM input (one file per slice) ``<name>_sr.dcm``, a DICOM SR of the findings."""
         from medsight.infer.classify import expand_inputs
-        from medsight.io import read
+        from medsight.io import read, write_detection_sr
         from medsight.io._sniff import image_stem
 
         rows = []
@@ -98,13 +103,25 @@ class Detector:
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
         for path in expand_inputs(paths):
-            image = read(path)
+            image = as_planar(read(path))
             findings = [f for f in self.predict(image) if f["score"] >= min_score]
             row = {"input": str(path), "shape": list(image.spatial_shape), "findings": findings}
             if folder is not None:
                 overlay = folder / f"{image_stem(path)}_boxes.png"
                 write_overlay(image, findings, overlay)
                 row["overlay"] = str(overlay)
+                # Like DICOM SEG: single-frame sources only (a multi-frame file would need frame numbers).
+                files = image.metadata.get("files") or []
+                if files and len(files) == (image.spatial_shape[2] if image.ndim == 3 else 1):
+                    row["dicom_sr"] = str(
+                        write_detection_sr(
+                            [f["box"] for f in findings],
+                            [f["label"] for f in findings],
+                            [f["score"] for f in findings],
+                            files,
+                            folder / f"{image_stem(path)}_sr.dcm",
+                        )
+                    )
             rows.append(row)
         if folder is not None:
             with atomic_path(folder / "detections.json") as tmp:
@@ -224,7 +241,7 @@ def evaluate_detector(
         )
     predictions, references, cases = [], [], []
     for done, sample in enumerate(samples, 1):
-        image = manifest.load_image(sample)
+        image = as_planar(manifest.load_image(sample))
         ref_boxes, ref_labels = check_boxes(
             sample.boxes, image.spatial_shape, classes=detector.classes, path=manifest.path(sample.key)
         )

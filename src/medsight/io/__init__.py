@@ -8,13 +8,15 @@
 - `list_series(folder)`: the DICOM series in a folder, images and other objects.
 - `write_seg(label_map, source_files, path)` / `read_seg(path, source=)`: DICOM SEG
   (highdicom) from and to label maps on the source series' grid.
+- `write_detection_sr(boxes, labels, scores, source_files, path)`: detections as a DICOM
+  SR measurement report (TID 1500, highdicom) referencing the source instances.
 - `atomic_path(path)`: the temporary-file-then-rename helper every writer uses.
 """
 
 from medsight.io._atomic import atomic_path
 from medsight.io._dispatch import read, write
 from medsight.io._medmnist import MedMNISTDataset
-from medsight.io.dicom import SeriesInfo, list_series, read_dicom, read_seg, write_seg
+from medsight.io.dicom import SeriesInfo, list_series, read_dicom, read_seg, write_detection_sr, write_seg
 
 
 def write_dicom_series(image, folder, **options):
@@ -33,6 +35,7 @@ __all__ = [
     "read_dicom",
     "read_seg",
     "write",
+    "write_detection_sr",
     "write_dicom_series",
     "write_seg",
 ]

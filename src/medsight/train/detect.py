@@ -20,7 +20,7 @@ from medsight.errors import FormatError, MedsightError
 from medsight.models.bundle import save_bundle, write_json
 from medsight.tasks.detect.boxes import check_boxes
 from medsight.tasks.detect.plan import fingerprint, make_plan, relative_boxes
-from medsight.tasks.detect.preprocess import boxes_to_input, normalize, prepare
+from medsight.tasks.detect.preprocess import as_planar, boxes_to_input, normalize, prepare
 from medsight.tasks.overrides import apply_overrides
 
 __all__ = ["box_classes", "train_detector"]
@@ -61,7 +61,7 @@ def _read(manifest: Manifest, samples, classes) -> tuple[list, list, list]:
     index = {c: i for i, c in enumerate(classes)}
     for s in samples:
         try:
-            image = manifest.load_image(s)
+            image = as_planar(manifest.load_image(s))
             b, names = check_boxes(s.boxes, image.spatial_shape, classes=classes, path=manifest.path(s.key))
         except MedsightError as exc:
             problems.append(str(exc))

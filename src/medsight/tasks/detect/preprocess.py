@@ -16,7 +16,18 @@ from medsight.image import Image
 from medsight.tasks.channels import match_channels
 from medsight.tasks.classify.preprocess import normalize
 
-__all__ = ["boxes_to_input", "boxes_to_image", "normalize", "prepare"]
+__all__ = ["as_planar", "boxes_to_input", "boxes_to_image", "normalize", "prepare"]
+
+
+def as_planar(image: Image) -> Image:
+    """A one-slice volume as the 2D image it holds (same affine); any other image unchanged.
+
+    DICOM radiographs that carry ImagePositionPatient read as volumes of one slice; detection
+    works on them, and annotates them, as on 2D images with ``[i0, j0, i1, j1]`` boxes.
+    """
+    if image.ndim == 3 and image.spatial_shape[2] == 1:
+        return Image(image.array[..., 0], image.affine, kind=image.kind, metadata=image.metadata)
+    return image
 
 
 def prepare(image: Image, pre: dict) -> tuple[np.ndarray, np.ndarray]:
