@@ -283,6 +283,24 @@ def test_unannotated_images_and_box_free_data_are_refused(tmp_path):
         train_detector(manifest, tmp_path / "m", budget_min=1, progress=False)
 
 
+def test_box_classes_missing_from_the_declared_ones_or_the_resumed_plan_are_refused(tmp_path):
+    from dataclasses import replace
+
+    from medsight.train.detect import train_detector
+
+    manifest = replace(_toy(tmp_path / "d"), classes=["spot"])
+    manifest.samples[4].boxes = [{**manifest.samples[4].boxes[0], "label": "sopt"}]
+    with pytest.raises(FormatError, match="class 'sopt' is not among the declared classes") as info:
+        train_detector(manifest, tmp_path / "m", budget_min=1, progress=False)
+    assert "i4.png" in str(info.value)
+
+    manifest.samples[4].boxes[0]["label"] = "spot"
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "plan.json").write_text(json.dumps({"classes": ["nodule"]}))
+    with pytest.raises(FormatError, match=r"classes \['spot'\] differ from the classes \['nodule'\]"):
+        train_detector(manifest, tmp_path / "m", budget_min=1, resume=True, progress=False)
+
+
 def test_augmentation_moves_boxes_with_the_image():
     import torch
 

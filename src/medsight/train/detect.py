@@ -48,6 +48,14 @@ def _check_samples(manifest: Manifest) -> tuple[list, list, list[str]]:
     if not train or not val:
         raise FormatError("need images in both the train and val splits", hint="medsight dataset split")
     classes = box_classes(manifest, train + val)
+    undeclared = [c for c in classes if manifest.classes and c not in manifest.classes]
+    if undeclared:  # most likely a typo; training it as a class of its own would hide it
+        where = next(s.key for s in train + val for b in s.boxes or [] if b["label"] == undeclared[0])
+        raise FormatError(
+            f"box class {undeclared[0]!r} is not among the declared classes {list(manifest.classes)}",
+            path=manifest.path(where),
+            hint="Relabel the box, or add the class to the manifest's classes",
+        )
     if not any(s.boxes for s in train):
         raise FormatError(
             "no training image has a box", hint="A detector needs annotated findings to learn from"
@@ -146,6 +154,13 @@ def train_detector(
     plan_path = out_dir / "plan.json"
     if resume and plan_path.is_file():
         plan = json.loads(plan_path.read_text())
+        if plan["classes"] != classes:  # the network's class heads are the plan's
+            raise FormatError(
+                f"the data's box classes {classes} differ from the classes {plan['classes']} of the "
+                "training being resumed",
+                path=plan_path,
+                hint="Resume with the same data, or train a new model into another folder",
+            )
     else:
         picked = np.random.default_rng(0).permutation(len(train_images))[:_FINGERPRINT_IMAGES]
         counts = np.bincount(
