@@ -46,6 +46,8 @@ KEY = bytes(range(32))
 
 def ensure_dicognito() -> str:
     """Import dicognito, installing it into `DICOGNITO` first if needed; its version."""
+    if DICOGNITO.is_dir():
+        sys.path.insert(0, str(DICOGNITO))  # installed by an earlier run: no pip each time
     try:
         import dicognito
     except ImportError:
@@ -63,7 +65,8 @@ def ensure_dicognito() -> str:
             ],
             check=True,
         )
-        sys.path.insert(0, str(DICOGNITO))
+        if str(DICOGNITO) not in sys.path:
+            sys.path.insert(0, str(DICOGNITO))
         import dicognito
     from importlib import metadata
 

@@ -145,13 +145,27 @@ def _run(tasks: list, jobs: int):
     if jobs == 1 or len(tasks) < 2:
         yield from map(_one, tasks)
         return
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # spawn: the caller may run threads (a progress bar), which fork would copy mid-lock
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context()) as pool:
         yield from pool.map(_one, tasks, chunksize=4)
+
+
+def _worker_context():
+    """Not fork: the caller may run threads (a progress bar), which fork would copy mid-lock.
+
+    A forkserver imports this module (pydicom, numpy) once and forks each worker from itself:
+    a spawned worker would import them anew (0.3-0.5 s of CPU each, as long as de-identifying
+    100 slices), and a later run in the same process reuses the server.
+    Spawn where there is no forkserver (Windows).
+    """
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])  # no effect once the server runs
+    return context
 
 
 def _one(task) -> tuple[dict, dict]:
@@ -187,7 +201,6 @@ def _dicom_file(path: Path, dst: Path, key: bytes, profile: Profile, row: dict, 
     from medsight.deid import pixels
     from medsight.deid.dataset import deidentify_dataset
     from medsight.deid.uids import UIDMap
-    from medsight.io import atomic_path
 
     ds = _read(path)
     uids = UIDMap(key)
@@ -218,13 +231,34 @@ def _dicom_file(path: Path, dst: Path, key: bytes, profile: Profile, row: dict, 
         return
     elif risk:
         row["reasons"] = [f"{risk}; no text found in the pixels"]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        ds.save_as(tmp, enforce_file_format=True)
+    _write(ds, out)
     row["status"] = "written"
     if record.patient:
         mapping["patient"] = [(record.patient, record.pseudonym, record.date_offset)]
     mapping["uid"] = sorted(uids.replaced.items())
+
+
+def _write(ds, out: Path) -> None:
+    """Write `ds` to a temporary sibling of `out`, then rename it onto `out`.
+
+    Atomic like `medsight.io.atomic_path` (no reader ever sees a partial file under its
+    name), but not flushed to disk file by file: the fsyncs cost more than de-identifying the
+    file (1 ms on an idle disk, 30-150 ms on a busy one), and a run is re-run rather than
+    resumed: after a power cut the same command rewrites every file.
+    """
+    from medsight.io._atomic import temp_name
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(out)
+    # exclusive, before the try: a name clash must not delete another writer's temporary file
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            ds.save_as(f, enforce_file_format=True)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _read(path: Path):
