@@ -85,7 +85,32 @@ def test_same_patient_same_pseudonym_in_nested_items_too(mri):
     deidentify_dataset(ds, key=KEY, options=["retain-safe-private"])
     # Referenced Patient Photo Sequence is X; a retained sequence would keep the same pseudonym
     assert "ReferencedPatientPhotoSequence" not in ds and ds.PatientID == pseudonym(KEY, original)
-    assert not [e for e in ds if e.tag.is_private]  # the safe list is empty
+    assert not [e for e in ds if e.tag.is_private]  # ACME 1.0 is not on the safe list
+
+
+def test_retain_safe_private_keeps_exactly_table_e3_10_1(mri):
+    ds = _load(mri[0])
+    series = ds.SeriesInstanceUID
+    # GEMS_ACQU_01 reserved block 0x11 here, so (0019,xx23) Table Speed is (0019,1123)
+    ds.add_new(0x00190010, "LO", "OTHER VENDOR")
+    ds.add_new(0x00190011, "LO", "GEMS_ACQU_01")
+    ds.add_new(0x00191023, "DS", "39.37")  # same offset, another creator: not safe
+    ds.add_new(0x00191123, "DS", "39.37")  # safe
+    ds.add_new(0x00191124, "DS", "0.75")  # Mid Scan Time: safe
+    ds.add_new(0x00191102, "LO", "Lindqvist")  # not in the table
+    nq = ds.private_block(0x0099, "NQHeader", create=True)
+    nq.add_new(0x02, "UI", series)  # Analyzed Series UID: safe, and replaced like any UID
+    kept = deidentify_dataset(ds, key=KEY, options=["retain-safe-private"])
+    private = {e.tag: e.value for e in ds if e.tag.is_private}
+    assert private.pop(0x00191123) == "39.37" and private.pop(0x00191124) == "0.75"
+    assert private.pop(0x00990000 | (nq.block_start + 0x02)) == ds.SeriesInstanceUID != series
+    assert set(private.values()) == {"GEMS_ACQU_01", "NQHeader"}  # their creators, nothing else
+    assert kept.actions["U"] >= 1
+
+    ds = _load(mri[0])
+    ds.private_block(0x0019, "GEMS_ACQU_01", create=True).add_new(0x23, "DS", "39.37")
+    deidentify_dataset(ds, key=KEY)  # without the option every private attribute goes
+    assert not [e for e in ds if e.tag.is_private]
 
 
 def test_options_retain_what_they_name(mri):

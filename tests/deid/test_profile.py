@@ -2,7 +2,15 @@
 
 import pytest
 
-from medsight.deid.profile import ACTIONS, OPTIONS, Profile, annex_e_table, table_row
+from medsight.deid.profile import (
+    ACTIONS,
+    OPTIONS,
+    TABLE_E3_10_1_EDITION,
+    Profile,
+    annex_e_table,
+    safe_private,
+    table_row,
+)
 from medsight.errors import MedsightError
 
 OPTION_COLUMNS = [column for column, _, _ in OPTIONS.values() if column]
@@ -80,7 +88,23 @@ def test_repeating_groups_and_unlisted_attributes():
     assert basic.action(0x00020016) == "X"  # Source AE Title: a device's network name
     assert basic.action(0x00280000) == "X"  # group length
     assert basic.private_action("ANY", 0x00091010) == "X"
-    assert Profile(frozenset({"retain-safe-private"})).private_action("ANY", 0x00091010) == "X"
+    safe = Profile(frozenset({"retain-safe-private"}))
+    assert safe.private_action("ANY", 0x00091010) == "X"
+    # Table E.3.10-1 (0019,xx23) GEMS_ACQU_01 Table Speed, wherever the block was reserved
+    assert safe.private_action("GEMS_ACQU_01", 0x00191023) == "K"
+    assert safe.private_action("GEMS_ACQU_01 ", 0x00191523) == "K"  # padded, block 0x15
+    assert basic.private_action("GEMS_ACQU_01", 0x00191023) == "X"
+
+
+def test_safe_private_table_is_table_e3_10_1_of_its_edition():
+    from importlib import resources
+
+    text = resources.files("medsight.deid").joinpath("_safe_private.csv").read_text(encoding="utf-8")
+    assert f'Table E.3.10-1 "Safe Private Attributes", edition {TABLE_E3_10_1_EDITION}' in text
+    table = safe_private()
+    assert len(table) == 479  # every row of the 2026d table, none twice
+    assert ("Philips PET Private Group", 0x7053, 0x00) in table and ("NQRight", 0x0299, 0x16) in table
+    assert all(group % 2 and 0 <= offset <= 0xFF for _, group, offset in table)
 
 
 def test_codes_follow_cid_7050():

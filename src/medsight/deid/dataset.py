@@ -18,8 +18,9 @@ What each action of `medsight.deid.profile` does here:
   patient (`medsight.deid.keys.pseudonym` of the Patient ID, or of the name when the ID is
   empty): the table's ``Z`` allows a dummy value, and the same patient gets the same one in
   every file. Empty ones stay empty.
-- Private elements go unless the profile keeps them; private creators left with no element
-  in their block go too.
+- Private elements go unless the profile keeps them (Retain Safe Private); UIDs in those
+  kept are replaced like public ones, and a kept sequence's items are de-identified in turn.
+  Private creators left with no element in their block go too.
 
 The file meta information keeps only what a valid file needs (its SOP Instance UID replaced
 like the dataset's); AE titles, presentation addresses and private information go. Patient
@@ -163,11 +164,19 @@ class _Run:
         if tag.is_private_creator:
             return  # dropped afterwards if its block ends up empty
         creator = item.get((tag.group << 16) | (tag.element >> 8))
-        if tag.element < 0x1000 or self.profile.private_action(creator.value if creator else "", tag) == "X":
+        name = str(creator.value or "") if creator else ""
+        # A kept element read as UN (implicit VR, unknown to pydicom's private dictionary)
+        # goes too: its value, perhaps a sequence, cannot be looked into.
+        if tag.element < 0x1000 or self.profile.private_action(name, tag) == "X" or item[tag].VR == "UN":
             del item[tag]
             self.actions["X"] += 1
-        elif item[tag].VR == "SQ":
-            self._items(item[tag])
+            return
+        elem = item[tag]
+        if elem.VR == "SQ":
+            self._items(elem)
+        elif elem.VR == "UI" and "retain-uids" not in self.profile.options:
+            elem.value = _each(elem.value, self.uids)  # a reference to a replaced UID follows it
+            self.actions["U"] += 1
 
     def _pseudonym(self, item: Dataset, tag) -> None:
         patient = _patient_key(item)

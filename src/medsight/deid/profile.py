@@ -23,8 +23,9 @@ How the rules the table leaves open are settled:
   of SR content items, Unformatted Text Value of graphic annotations) gets a dummy, or is
   cleaned under Clean Structured Content or Clean Graphics: the table's ``D`` on their
   sequences would otherwise leave it.
-- Private attributes are removed; with Retain Safe Private those named in ``_safe_private.csv``
-  are kept.
+- Private attributes are removed; with Retain Safe Private those of Table E.3.10-1
+  (``_safe_private.csv``, edition stated there) are kept, matched by private creator, group
+  and offset within the creator's block.
 """
 
 from __future__ import annotations
@@ -39,7 +40,20 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag
 from medsight.deid.uids import names_a_class
 from medsight.errors import MedsightError
 
-__all__ = ["BASIC_PROFILE", "OPTIONS", "Profile", "annex_e_table"]
+__all__ = [
+    "BASIC_PROFILE",
+    "OPTIONS",
+    "Profile",
+    "TABLE_E1_1_EDITION",
+    "TABLE_E3_10_1_EDITION",
+    "annex_e_table",
+]
+
+# Editions of the two tables (their CSV headers say where they come from). Table E.1-1 came
+# from innolitics/dicom-standard at commit 0d01bf11, which does not record the edition it
+# parsed; its rows are those of about 2021-2022 (before 2024e, whose table has 621 rows).
+TABLE_E1_1_EDITION = "not recorded by its source (rows of about 2021-2022)"
+TABLE_E3_10_1_EDITION = "2026d"
 
 # CID 7050 "De-identification Method": code value and meaning of the profile and each option.
 BASIC_PROFILE = ("113100", "Basic Application Confidentiality Profile")
@@ -83,10 +97,11 @@ def annex_e_table() -> dict[str, dict[str, str]]:
 
 @cache
 def safe_private() -> frozenset[tuple[str, int, int]]:
-    """The safe private attributes: (private creator, group, element within the block)."""
+    """Table E.3.10-1 as read from ``_safe_private.csv``: (private creator, group, element
+    offset within the creator's block), e.g. ``("GEMS_ACQU_01", 0x0019, 0x23)``."""
     text = resources.files("medsight.deid").joinpath("_safe_private.csv").read_text(encoding="utf-8")
     rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
-    return frozenset((row["creator"], int(row["group"], 16), int(row["element"], 16)) for row in rows)
+    return frozenset((row["creator"], int(row["group"], 16), int(row["element"][2:], 16)) for row in rows)
 
 
 @cache
@@ -150,10 +165,15 @@ class Profile:
         return _action(self.options, int(tag))
 
     def private_action(self, creator: str, tag: int) -> str:
-        """``K`` for a safe private attribute under Retain Safe Private, else ``X``."""
+        """``K`` for a safe private attribute under Retain Safe Private, else ``X``.
+
+        `creator` is the value of the private creator that reserved `tag`'s block; the block
+        byte itself (``xx`` in ``(0019,xx23)``) depends on the file, so only the group and the
+        offset within the block are compared.
+        """
         if "retain-safe-private" not in self.options:
             return "X"
-        return "K" if (creator, tag >> 16, tag & 0xFF) in safe_private() else "X"
+        return "K" if (creator.strip(), tag >> 16, tag & 0xFF) in safe_private() else "X"
 
     def codes(self) -> list[tuple[str, str]]:
         """CID 7050 codes (value, meaning) of the profile and its options, in a fixed order."""
