@@ -92,3 +92,13 @@ def test_a_2d_plan_coarsens_only_as_far_as_the_structures_allow():
     assert coarsening(thick, [512, 448], [1.0, 1.0]) == 1.0  # the patch already sees most of it
     plan = make_plan(thick, budget_min=5, measure=False)  # untimed: the cheapest patch is taken
     assert plan["planning"]["coarsened"] > 1 and plan["preprocess"]["spacing"][0] > 1
+
+
+def test_lateralised_classes_are_not_mirrored_left_right():
+    from medsight.tasks.segment.plan import flip_axes
+
+    assert flip_axes(["hippocampus_left", "hippocampus_right"], 3) == [1, 2]
+    assert flip_axes(["Right lung", "heart"], 2) == [1]
+    assert flip_axes(["kidney_l"], 3) == [1, 2]
+    assert flip_axes(["polyp"], 2) is None
+    assert flip_axes(["L5", "liver", "cleft"], 3) is None  # no side named

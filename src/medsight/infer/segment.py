@@ -51,8 +51,12 @@ class Segmenter:
     def _window(self, array: np.ndarray, output: str, mirror: bool | None) -> np.ndarray:
         from medsight.tasks.segment.sliding_window import predict_with_plan
 
-        axes = None if mirror is None else list(range(array.ndim - 1)) if mirror else []
         plan = self.bundle.plan
+        # Test-time mirroring only along the axes training mirrored (not left-right for a
+        # model of lateralised classes).
+        trained = plan["augmentation"].get("flip_axes")
+        mirrored = list(range(array.ndim - 1)) if trained is None else trained
+        axes = None if mirror is None else mirrored if mirror else []
         return predict_with_plan(self.model, array, plan, device=self.device, mirror_axes=axes, output=output)
 
     def predict(

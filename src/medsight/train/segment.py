@@ -161,7 +161,10 @@ def train_segmenter(
     aug = plan["augmentation"]
     augment = (
         augmenter(
-            default_augmentation(pre["ndim"], strength=aug["strength"], elastic=aug["elastic"]), masks=True
+            default_augmentation(
+                pre["ndim"], strength=aug["strength"], elastic=aug["elastic"], flip_axes=aug.get("flip_axes")
+            ),
+            masks=True,
         )
         if aug.get("strength") not in (None, "none")
         else None

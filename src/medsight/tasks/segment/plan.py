@@ -25,9 +25,11 @@ foreground (voxels inside any label), the share of voxels of each class. Rules:
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-__all__ = ["fingerprint", "make_plan", "topology"]
+__all__ = ["fingerprint", "flip_axes", "make_plan", "topology"]
 
 MIN_STEPS = 1500  # fewer steps than this: a smaller patch or network is a better use of the time
 MAX_EPOCHS = 500
@@ -39,6 +41,8 @@ COARSEN_FACTORS = (1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 RESAMPLING_DICE_MIN = 0.97  # label maps taken down and back up must keep this Dice to allow a factor
 RESAMPLING_CASES = 40  # label maps sampled for `resampling_dice`
 MIN_COVERAGE = 0.25  # patch / median image below which a 2D plan coarsens its spacing
+# A class of one side: "hippocampus_left", "Right lung", "kidney_l", "L5" is not (no separator).
+LATERAL = re.compile(r"(?:^|[^a-z0-9])(?:left|right|l|r|lt|rt)(?:[^a-z0-9]|$)", re.IGNORECASE)
 
 
 def fingerprint(images: list, labels: list, *, classes: list[str], n: dict[str, int]) -> dict:
@@ -193,6 +197,16 @@ def _seconds_per_step(network: dict, patch: list[int], batch: int, device: str, 
     return seconds_per_step(network, x, y, loss_fn, device=device, steps=2, limit=limit)
 
 
+def flip_axes(classes: list[str], ndim: int) -> list[int] | None:
+    """Axes augmentation may mirror: all (None), or all but the left-right one (axis 0: R in 3D
+    RAS, the image's width in 2D) when a class belongs to one side. A mirrored left
+    hippocampus looks like a right one, so flipping that axis teaches the two to be confused;
+    TotalSegmentator turns mirroring off for the same reason."""
+    if not any(LATERAL.search(name) for name in classes):
+        return None
+    return list(range(1, ndim))
+
+
 def _choose(fp: dict, spacing: list[float], budget_s: float, batch: int, device: str, measure: bool):
     """The costliest (patch, base filters) candidate that allows `MIN_STEPS` steps in `budget_s`
     at `spacing`: (option, steps in the budget, timings)."""
@@ -269,7 +283,7 @@ def make_plan(
         "optimizer": {"name": "adamw", "lr": 3e-3, "weight_decay": 3e-5},
         "schedule": {"name": "onecycle", "warmup_fraction": 0.05},
         "sampling": {"foreground_fraction": 0.33},
-        "augmentation": {"strength": "medium", "elastic": False},
+        "augmentation": {"strength": "medium", "elastic": False, "flip_axes": flip_axes(fp["classes"], ndim)},
         "loss": {"name": "dice_ce"},
         "inference": {"overlap": 0.5, "mirror_axes": [], "batch_size": 4},
         # Per-epoch validation: a few cases, windows overlapping less than at inference (cheaper).
