@@ -159,8 +159,27 @@ def test_streaming_keeps_one_slab_of_windows(monkeypatch):
         {"patch": (8, 8, 8), "output": "masks"},
         {"patch": (8, 8, 8), "mirror_axes": (3,)},
         {"patch": (8, 8, 8), "batch_size": 0},
+        {"patch": (8, 8, 8), "precision": "float16"},
     ],
 )
 def test_bad_arguments_raise_format_error(kwargs):
     with pytest.raises(FormatError):
         sliding_window(np.zeros((1, 8, 8, 8), np.float32), _net(3), **kwargs)
+
+
+def test_bfloat16_windows_agree_with_float32():
+    volume = torch.from_numpy(np.random.default_rng(0).normal(size=(1, 30, 26, 22)).astype(np.float32))
+    net = _net(3)
+    with torch.no_grad():  # a decisive predictor, as a trained one is: logits far apart
+        net[2].weight.mul_(20)
+    exact = sliding_window(volume, net, patch=(16, 12, 8))
+    fast = sliding_window(volume, net, patch=(16, 12, 8), precision="bfloat16")
+    assert fast.shape == exact.shape and (fast == exact).mean() > 0.99
+    logits = sliding_window(volume, net, patch=(16, 12, 8), precision="bfloat16", output="logits")
+    assert logits.dtype == np.float32  # blending stays float32
+
+
+def test_auto_precision_uses_bfloat16_only_on_a_cpu_that_has_it():
+    assert module.auto_precision("cuda") == "float32"
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert module.auto_precision("cpu") == ("bfloat16" if native else "float32")

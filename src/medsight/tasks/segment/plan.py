@@ -285,7 +285,9 @@ def make_plan(
         "sampling": {"foreground_fraction": 0.33},
         "augmentation": {"strength": "medium", "elastic": False, "flip_axes": flip_axes(fp["classes"], ndim)},
         "loss": {"name": "dice_ce"},
-        "inference": {"overlap": 0.5, "mirror_axes": [], "batch_size": 4},
+        # precision "auto": bfloat16 where the CPU computes it natively (sliding_window.auto_precision)
+        # 3D: one window per call (faster per window on CPU than two, and half the activations)
+        "inference": {"overlap": 0.5, "mirror_axes": [], "batch_size": 4 if ndim == 2 else 1, "precision": "auto"},
         # Per-epoch validation: a few cases, windows overlapping less than at inference (cheaper).
         "validation": {"max_cases": 16 if ndim == 2 else 4, "overlap": 0.25},
         # Choosing the post-processing predicts those cases once more at the inference overlap.
