@@ -1,0 +1,155 @@
+"""Benchmark: MedSight detection trained within a time budget, scored once on the test split.
+
+For each dataset: `train_detector` (selection on a `val` carved from the training split,
+never on `test`), then `evaluate_detector` on `test` (AP50, mAP, FROC with bootstrap
+intervals), then inference speed: images per second through `Detector.predict_boxes` on
+images already in memory (preprocessing, network, box selection; not file reading).
+Prints ONE JSON line with the figures and the targets.
+
+    python bench/bench_detect.py --datasets kvasir chest ct tbx11k
+
+Data: Kvasir-SEG polyp boxes (``kavsir_bboxes.json``), the official MediaEval 2020 880 / 120
+split (the 120 are the test split, never used for selection; val is carved from the 880);
+phantom chest radiographs (normal and nodule films, 1-3 nodules of 8-24 mm, 3 mm pixels) and
+phantom abdominal CT (liver tumours as 3D boxes, the phantom CT with nodules here), split by
+patient 70/15/15; TBX11K's three published example radiographs: trained and scored on the
+same three images, a smoke test on real films, not a benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from _machine import machine
+
+DATA = Path(os.environ.get("MEDSIGHT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+# name: (default budget in minutes, targets on the test split, note)
+DATASETS = {
+    "kvasir": (30, {"ap50": 0.80}, "no pretrained weights; official 880/120 split"),
+    "chest": (15, {"froc_mean": 0.85}, "synthetic chest radiographs, nodules"),
+    "ct": (30, {"froc_mean": 0.80}, "synthetic abdominal CT, liver tumours as 3D boxes"),
+    "tbx11k": (2, {}, "three real radiographs, trained and scored on the same images: a smoke test"),
+}
+TBX11K = "TBX11K_train.json"  # COCO boxes of the three example images
+PATIENTS = {"chest": 240, "ct": 60}  # phantom cohort sizes (--patients scales them for quick runs)
+
+
+def _manifest(name: str, work: Path, seed: int, patients: int | None):
+    from medsight.data import load_dataset
+    from medsight.data.splits import split_dataset
+
+    if name == "kvasir":
+        return load_dataset(DATA / "kvasir-seg")
+    if name == "tbx11k":
+        manifest = load_dataset(
+            DATA / "cxr" / "tbx11k_test_data" / "annotations" / "json" / "TBX11K_train.json"
+        )
+        return replace(manifest, samples=[replace(s, split="train") for s in manifest])
+    from medsight.data.synthetic import export_cohort
+
+    n = patients or PATIENTS[name]
+    if name == "chest":
+        path = export_cohort("chest-xray", work / "chest", n=n, seed=seed, classes=["normal", "nodule"])
+    else:
+        path = export_cohort("body-ct", work / "ct", n=n, seed=seed, timepoints=1)
+    manifest, _ = split_dataset(load_dataset(path), seed=seed)
+    return manifest
+
+
+def _images_per_s(model: Path, manifest, split: str, limit: int = 50) -> float:
+    from medsight.infer.detect import Detector
+
+    detector = Detector.load(model)
+    images = [manifest.load_image(s) for s in manifest if s.split == split][:limit]
+    detector.predict_boxes(images[0])  # warm-up: first-call allocations are not throughput
+    start = time.perf_counter()
+    for image in images:
+        detector.predict_boxes(image)
+    return round(len(images) / (time.perf_counter() - start), 2)
+
+
+def run_one(name: str, budget: float, seed: int, work: Path, patients: int | None) -> dict:
+    from collections import Counter
+
+    from medsight.infer.detect import evaluate_detector
+    from medsight.train.detect import train_detector
+
+    manifest = _manifest(name, work, seed, patients)
+    model = work / f"{name}_seed{seed}"
+    start = time.perf_counter()
+    card = train_detector(manifest, model, budget_min=budget, seed=seed, progress=False)
+    train_s = time.perf_counter() - start
+    scored = manifest
+    if name == "tbx11k":  # three images: score the training images themselves (smoke test)
+        scored = replace(manifest, samples=[replace(s, split="test") for s in manifest])
+    start = time.perf_counter()
+    result = evaluate_detector(model, scored, split="test", n_boot=1000, seed=seed)
+    evaluate_s = time.perf_counter() - start
+    plan = json.loads((model / "plan.json").read_text())
+    history = [json.loads(x) for x in (model / "history.jsonl").read_text().splitlines()]
+    test = {k: result[k] for k in ("ap50", "map", "froc_mean")}
+    return {
+        "dataset": name,
+        "seed": seed,
+        "samples": dict(Counter(s.split for s in manifest)),
+        "classes": result["classes"],
+        "train_s": round(train_s, 1),
+        "setup_s": card["training"].get("setup_s"),
+        "epochs": len(history),
+        "best_epoch": card["training"]["best_epoch"],
+        "val": {k: card["validation"][k] for k in ("ap50", "map", "froc_mean")},
+        "input_size": plan["preprocess"]["size"],
+        "network": plan["network"],
+        "anchors": plan["anchors"]["base_shapes"],
+        **{f"test_{k}": v for k, v in test.items()},
+        **{f"test_{k}_ci": result["ci"].get(k) for k in test},
+        "test_froc": result["froc"],
+        "n_test_images": result["n_images"],
+        "met": {k: test[k] is not None and test[k] >= v for k, v in DATASETS[name][1].items()},
+        "evaluate_s": round(evaluate_s, 1),
+        "predict_images_per_s": _images_per_s(model, scored, "test"),
+        "notes": result.get("notes"),
+    }
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--budget", type=float, help="minutes per training (default: per dataset)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed and phantom cohort/split seed")
+    parser.add_argument("--patients", type=int, help="phantom cohort size (default: chest 240, ct 60)")
+    parser.add_argument("--work", type=Path, help="keep models here (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    if {"kvasir", "tbx11k"} & set(args.datasets) and not DATA.is_dir():
+        sys.exit(f"real data not found at {DATA}; set MEDSIGHT_SHARED_DATA")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        for name in args.datasets:
+            budget = args.budget or DATASETS[name][0]
+            row = run_one(name, budget, args.seed, work, args.patients)
+            row.update(budget_min=budget, target=DATASETS[name][1], note=DATASETS[name][2])
+            results.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)  # one finished dataset at a time
+    out = {
+        "benchmark": "detect",
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(("torch", "monai")),
+        "results": results,
+    }
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()
