@@ -239,26 +239,14 @@ def _dicom_file(path: Path, dst: Path, key: bytes, profile: Profile, row: dict, 
 
 
 def _write(ds, out: Path) -> None:
-    """Write `ds` to a temporary sibling of `out`, then rename it onto `out`.
-
-    Atomic like `medsight.io.atomic_path` (no reader ever sees a partial file under its
-    name), but not flushed to disk file by file: the fsyncs cost more than de-identifying the
-    file (1 ms on an idle disk, 30-150 ms on a busy one), and a run is re-run rather than
-    resumed: after a power cut the same command rewrites every file.
-    """
-    from medsight.io._atomic import temp_name
+    """Write `ds` atomically onto `out`, not flushed to disk file by file: the fsyncs cost more
+    than de-identifying the file (1 ms on an idle disk, 30-150 ms on a busy one), and a run is
+    re-run rather than resumed: after a power cut the same command rewrites every file."""
+    from medsight.io import atomic_path
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(out)
-    # exclusive, before the try: a name clash must not delete another writer's temporary file
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            ds.save_as(f, enforce_file_format=True)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(out, durable=False) as tmp:
+        ds.save_as(tmp, enforce_file_format=True)
 
 
 def _read(path: Path):

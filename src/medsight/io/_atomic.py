@@ -30,13 +30,16 @@ def temp_name(path: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces `path` atomically.
 
     The temporary file is created empty (so its name is reserved) in the same folder as
     `path`, which must exist. When the ``with`` block ends normally the file is flushed to
-    disk and ``os.replace``-d onto `path`; when it raises (``KeyboardInterrupt``
-    included) the temporary file is deleted and the exception propagates.
+    disk (unless `durable` is false) and ``os.replace``-d onto `path`; when it raises
+    (``KeyboardInterrupt`` included) the temporary file is deleted and the exception
+    propagates. Without `durable` a killed process still leaves no partial file, but a power
+    cut may: for outputs that a re-run rewrites anyway, where the fsyncs cost more than the
+    work (de-identifying a slice).
 
     Examples
     --------
@@ -56,14 +59,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise FileExistsError(f"{path}: could not reserve a temporary file name beside it")
     try:
         yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        if durable:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_folder(path.parent)
+    if durable:
+        _fsync_folder(path.parent)
 
 
 def _fsync_folder(folder: Path) -> None:
