@@ -31,7 +31,9 @@ def test_cli_startup_benchmark_runs():
 
 def test_sliding_window_benchmark_runs_and_matches_monai():
     result = run("bench_sliding_window.py", "--quick")
-    assert result["windows"]["medsight"] == result["windows"]["monai"] == result["windows"]["medsight_bf16"] > 0
+    assert (
+        result["windows"]["medsight"] == result["windows"]["monai"] == result["windows"]["medsight_bf16"] > 0
+    )
     agreement = result["label_agreement_with_monai"]
     assert agreement["medsight"] == 1.0 and result["max_probability_diff_float32"] < 1e-4
     assert agreement["medsight_bf16"] > 0.5  # a random network's logits are close: bfloat16 moves some

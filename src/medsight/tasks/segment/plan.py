@@ -108,7 +108,9 @@ def resampling_dice(labels: list, n_classes: int) -> dict[str, float]:
                     tuple(slice(0, n) for n in mask.shape)
                 ]
                 back = back > 0.5
-                dices.append(2 * np.count_nonzero(back & mask) / (np.count_nonzero(back) + np.count_nonzero(mask)))
+                dices.append(
+                    2 * np.count_nonzero(back & mask) / (np.count_nonzero(back) + np.count_nonzero(mask))
+                )
             worst.append(min(dices))
         kept[str(factor)] = round(float(np.percentile(worst, 10)), 4) if worst else 0.0
     return kept
@@ -287,7 +289,12 @@ def make_plan(
         "loss": {"name": "dice_ce"},
         # precision "auto": bfloat16 where the CPU computes it natively (sliding_window.auto_precision)
         # 3D: one window per call (faster per window on CPU than two, and half the activations)
-        "inference": {"overlap": 0.5, "mirror_axes": [], "batch_size": 4 if ndim == 2 else 1, "precision": "auto"},
+        "inference": {
+            "overlap": 0.5,
+            "mirror_axes": [],
+            "batch_size": 4 if ndim == 2 else 1,
+            "precision": "auto",
+        },
         # Per-epoch validation: a few cases, windows overlapping less than at inference (cheaper).
         "validation": {"max_cases": 16 if ndim == 2 else 4, "overlap": 0.25},
         # Choosing the post-processing predicts those cases once more at the inference overlap.
