@@ -5,6 +5,7 @@ import pytest
 from medsight.deid.profile import (
     ACTIONS,
     OPTIONS,
+    TABLE_E1_1_EDITION,
     TABLE_E3_10_1_EDITION,
     Profile,
     annex_e_table,
@@ -14,6 +15,8 @@ from medsight.deid.profile import (
 from medsight.errors import MedsightError
 
 OPTION_COLUMNS = [column for column, _, _ in OPTIONS.values() if column]
+DATES_K_C = {"rtn_long_full_dates": "K", "rtn_long_modif_dates": "C"}
+PAT_C_DESC_C = {"rtn_pat_chars": "C", "clean_desc": "C"}
 
 
 def test_table_loads_with_valid_actions_in_every_column():
@@ -27,9 +30,9 @@ def test_table_loads_with_valid_actions_in_every_column():
 
 @pytest.mark.parametrize(
     "tag, name, basic, options",
-    [  # rows as printed in PS3.15 Table E.1-1
+    [  # rows as printed in PS3.15 Table E.1-1, edition 2026d
         ("(0010,0010)", "Patient's Name", "Z", {}),
-        ("(0010,0020)", "Patient ID", "Z", {}),
+        ("(0010,0020)", "Patient ID", "Z/D", {}),
         ("(0008,0020)", "Study Date", "Z", {"rtn_long_full_dates": "K", "rtn_long_modif_dates": "C"}),
         ("(0008,0080)", "Institution Name", "X/Z/D", {"rtn_inst_id": "K"}),
         ("(0018,1000)", "Device Serial Number", "X/Z/D", {"rtn_dev_id": "K"}),
@@ -39,6 +42,13 @@ def test_table_loads_with_valid_actions_in_every_column():
         ("(0040,A730)", "Content Sequence", "D", {"clean_struct_cont": "C"}),
         ("(0008,1140)", "Referenced Image Sequence", "X/Z/U*", {"rtn_uids": "K"}),
         ("(60XX,3000)", "Overlay Data", "X", {"clean_graph": "C"}),
+        ("(GGGG,EEEE) where GGGG is odd", "Private Attributes", "X", {"rtn_safe_priv": "C"}),
+        # rows of later editions than the table this one replaced (innolitics, about 2021-2022)
+        ("(0010,0011)", "Person Names to Use Sequence", "X", {}),
+        ("(0008,0055)", "Station AE Title", "X", {"rtn_dev_id": "C"}),
+        ("(0008,0012)", "Instance Creation Date", "X/D", DATES_K_C),
+        ("(0010,0042)", "Sex Parameters for Clinical Use Category Comment", "X", PAT_C_DESC_C),
+        ("(3006,0009)", "Structure Set Time", "Z", DATES_K_C),
     ],
 )
 def test_known_rows_match_the_standard(tag, name, basic, options):
@@ -65,8 +75,10 @@ def test_options_change_the_action():
     assert Profile(frozenset({"retain-longitudinal-modified"})).action(0x00080020) == "C"
     assert Profile(frozenset({"retain-uids"})).action(0x0020000D) == "K"
     assert Profile(frozenset({"clean-descriptors"})).action(0x00081030) == "C"
-    # Referenced Patient Sequence: the Retain UIDs column says X, not K
-    assert Profile(frozenset({"retain-uids"})).action(0x00081120) == "X"
+    # Referenced Patient Sequence: X, and K with Retain UIDs (2026d; the 2021-2022 table this one
+    # replaced had X in that column); its items are still de-identified one by one
+    assert Profile().action(0x00081120) == "X"
+    assert Profile(frozenset({"retain-uids"})).action(0x00081120) == "K"
     # two options on one row (Allergies: C for both): still C
     assert (
         Profile(frozenset({"retain-patient-characteristics", "clean-descriptors"})).action(0x00102110) == "C"
@@ -86,6 +98,12 @@ def test_repeating_groups_and_unlisted_attributes():
     assert basic.action(0x0008010C) == "K"  # Coding Scheme UID
     assert basic.action(0x00200052) == "U"  # Frame of Reference UID
     assert basic.action(0x00020016) == "X"  # Source AE Title: a device's network name
+    # Unformatted Text Value is a row of the 2026d table (D; C only under Clean Descriptors)
+    assert basic.action(0x00700006) == "D" and graphics.action(0x00700006) == "D"
+    assert Profile(frozenset({"clean-graphics", "clean-descriptors"})).action(0x00700006) == "C"
+    # Station AE Title: not in the 2021-2022 table; in 2026d X, and C under Retain Device Identity
+    assert basic.action(0x00080055) == "X"
+    assert Profile(frozenset({"retain-device-identity"})).action(0x00080055) == "C"
     assert basic.action(0x00280000) == "X"  # group length
     assert basic.private_action("ANY", 0x00091010) == "X"
     safe = Profile(frozenset({"retain-safe-private"}))
@@ -94,6 +112,18 @@ def test_repeating_groups_and_unlisted_attributes():
     assert safe.private_action("GEMS_ACQU_01", 0x00191023) == "K"
     assert safe.private_action("GEMS_ACQU_01 ", 0x00191523) == "K"  # padded, block 0x15
     assert basic.private_action("GEMS_ACQU_01", 0x00191023) == "X"
+
+
+def test_table_e1_1_is_that_of_its_edition():
+    from importlib import resources
+
+    text = resources.files("medsight.deid").joinpath("_annex_e.csv").read_text(encoding="utf-8")
+    assert TABLE_E1_1_EDITION == "2026d"
+    assert f'"Application Level Confidentiality Profile Attributes",\n# edition {TABLE_E1_1_EDITION}.' in text
+    assert "e257bc5e1cfecb3156ad3b871c43e6d73581cba6e80df460f4a4a87694e89442" in text  # rows digest
+    table = annex_e_table()
+    assert len(table) == 657  # every row of the 2026d table, none twice
+    assert len([line for line in text.splitlines() if not line.startswith("#")]) == 658
 
 
 def test_safe_private_table_is_table_e3_10_1_of_its_edition():

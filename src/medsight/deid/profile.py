@@ -20,9 +20,10 @@ How the rules the table leaves open are settled:
   get dummies or are removed; public attributes unknown to pydicom's dictionary are removed
   (nothing says what they hold); group lengths are removed (stale after any change).
 - Free text inside structured content and graphics that the table does not list (Text Value
-  of SR content items, Unformatted Text Value of graphic annotations) gets a dummy, or is
-  cleaned under Clean Structured Content or Clean Graphics: the table's ``D`` on their
-  sequences would otherwise leave it.
+  of SR content items; Unformatted Text Value of graphic annotations too where an edition
+  does not list it, 2026d does: D, C under Clean Descriptors) gets a dummy, or is cleaned
+  under Clean Structured Content or Clean Graphics: the table's ``D`` on their sequences
+  would otherwise leave it.
 - Private attributes are removed; with Retain Safe Private those of Table E.3.10-1
   (``_safe_private.csv``, edition stated there) are kept, matched by private creator, group
   and offset within the creator's block.
@@ -49,10 +50,9 @@ __all__ = [
     "annex_e_table",
 ]
 
-# Editions of the two tables (their CSV headers say where they come from). Table E.1-1 came
-# from innolitics/dicom-standard at commit 0d01bf11, which does not record the edition it
-# parsed; its rows are those of about 2021-2022 (before 2024e, whose table has 621 rows).
-TABLE_E1_1_EDITION = "not recorded by its source (rows of about 2021-2022)"
+# Editions of the two tables (their CSV headers say where they come from: both as extracted
+# by pymedphys/pymedphys from NEMA's pages of 2026d, pinned by their SHA-256).
+TABLE_E1_1_EDITION = "2026d"
 TABLE_E3_10_1_EDITION = "2026d"
 
 # CID 7050 "De-identification Method": code value and meaning of the profile and each option.
@@ -189,7 +189,7 @@ def _action(options: frozenset[str], tag: int) -> str:
             if action in chosen:
                 return action
         if chosen:
-            return chosen.pop()  # the one case: X for Referenced Patient Sequence under Retain UIDs
+            return chosen.pop()  # an option column with neither K nor C (none in 2026d)
         return row["basic"].split("/")[-1].rstrip("*")
     return _unlisted(options, tag)
 
