@@ -1,10 +1,16 @@
-"""What every benchmark records about the machine it ran on."""
+"""What every benchmark records about the machine it ran on, and the per-dataset run loop."""
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import platform
+import sys
+import tempfile
+from collections.abc import Callable
 from importlib import metadata
+from pathlib import Path
 
 
 def machine(packages: tuple[str, ...]) -> dict:
@@ -23,3 +29,23 @@ def machine(packages: tuple[str, ...]) -> dict:
         "processor": platform.processor() or platform.machine(),
         "versions": versions,
     }
+
+
+def run_datasets(benchmark: str, names: list[str], run: Callable, work: Path | None) -> dict:
+    """``run(name, work)`` for each dataset in `work` (a temporary folder unless given); each
+    finished row goes to stderr at once, then the whole result to stdout as one JSON line."""
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            results.append(run(name, work))
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    out = {
+        "benchmark": benchmark,
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(("torch", "monai")),
+        "results": results,
+    }
+    print(json.dumps(out))
+    return out

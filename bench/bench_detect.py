@@ -19,16 +19,14 @@ same three images, a smoke test on real films, not a benchmark.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from _machine import machine
+from _machine import run_datasets
 
 DATA = Path(os.environ.get("MEDSIGHT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -131,24 +129,13 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     if {"kvasir", "tbx11k"} & set(args.datasets) and not DATA.is_dir():
         sys.exit(f"real data not found at {DATA}; set MEDSIGHT_SHARED_DATA")
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        work = args.work or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        for name in args.datasets:
-            budget = args.budget or DATASETS[name][0]
-            row = run_one(name, budget, args.seed, work, args.patients)
-            row.update(budget_min=budget, target=DATASETS[name][1], note=DATASETS[name][2])
-            results.append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)  # one finished dataset at a time
-    out = {
-        "benchmark": "detect",
-        "date": datetime.date.today().isoformat(),
-        "machine": machine(("torch", "monai")),
-        "results": results,
-    }
-    print(json.dumps(out))
-    return out
+
+    def run(name: str, work: Path) -> dict:
+        budget = args.budget or DATASETS[name][0]
+        row = run_one(name, budget, args.seed, work, args.patients)
+        return {**row, "budget_min": budget, "target": DATASETS[name][1], "note": DATASETS[name][2]}
+
+    return run_datasets("detect", args.datasets, run, args.work)
 
 
 if __name__ == "__main__":

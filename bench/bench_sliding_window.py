@@ -169,7 +169,9 @@ def compare(args) -> dict:
                 raise SystemExit(f"{side} side failed:\n{done.stderr}")
             sides[side] = json.loads(done.stdout.strip().splitlines()[-1])
         reference = np.load(folder / "monai_labels.npy")
-        agreement = {side: float(np.mean(reference == np.load(folder / f"{side}_labels.npy"))) for side in sides}
+        agreement = {
+            side: float(np.mean(reference == np.load(folder / f"{side}_labels.npy"))) for side in sides
+        }
         diff = np.abs(
             np.load(folder / "monai_probabilities.npy") - np.load(folder / "medsight_probabilities.npy")
         )
