@@ -1,4 +1,4 @@
-"""Shared fixtures: the real-data folder (tests marked `realdata` skip without it)."""
+"""Shared fixtures: the real-data folder (tests marked `realdata` skip without it); `run_cli`."""
 
 from __future__ import annotations
 
@@ -29,3 +29,12 @@ def pytest_collection_modifyitems(config, items):
     realdata = any("realdata" in item.keywords for item in items)
     if os.environ.get("CI") == "true" and shared_data_dir() is None and realdata:
         raise pytest.UsageError("CI=true but ../shared/data is missing: realdata tests cannot run")
+
+
+def run_cli(*argv) -> None:
+    """Run the ``medsight`` command line in this process; it must exit successfully."""
+    from medsight.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main([str(a) for a in argv])
+    assert done.value.code in (0, None)

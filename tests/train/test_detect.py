@@ -9,6 +9,7 @@ from medsight.data import Manifest, Sample, read_manifest, write_manifest
 from medsight.errors import FormatError
 from medsight.image import Image
 from medsight.io import write
+from tests.conftest import run_cli
 
 # A small network and a fixed schedule, so the test does not depend on the planner's timing.
 FAST = [
@@ -110,7 +111,6 @@ def test_plan_for_phantom_chest_nodules():
 
 
 def test_predict_cli_writes_boxes_mm_overlays(trained, tmp_path, capsys):
-    from medsight.cli import main
     from medsight.io import read
     from medsight.tasks.detect.boxes import boxes_to_mm
 
@@ -118,9 +118,7 @@ def test_predict_cli_writes_boxes_mm_overlays(trained, tmp_path, capsys):
     manifest = read_manifest(data)
     tests = [manifest.path(s.key) for s in manifest.split("test")][:3]
     out = tmp_path / "pred"
-    with pytest.raises(SystemExit) as done:
-        main(["predict", str(root / "model"), *map(str, tests), "--out", str(out)])
-    assert done.value.code in (0, None)
+    run_cli("predict", str(root / "model"), *map(str, tests), "--out", str(out))
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert len(rows) == 3
     saved = json.loads((out / "detections.json").read_text())
@@ -152,7 +150,6 @@ def test_predict_cli_on_dicom_writes_an_sr_of_the_findings(trained, tmp_path, ca
     import pydicom
     from pydicom.sr.codedict import codes
 
-    from medsight.cli import main
     from medsight.infer.detect import Detector
     from medsight.io import read, write_dicom_series
 
@@ -164,9 +161,7 @@ def test_predict_cli_on_dicom_writes_an_sr_of_the_findings(trained, tmp_path, ca
         Image(png.array.astype(np.int16), png.affine), tmp_path / "dx", modality="DX"
     )
     out = tmp_path / "pred"
-    with pytest.raises(SystemExit) as done:
-        main(["predict", str(root / "model"), str(tmp_path / "dx"), "--out", str(out)])
-    assert done.value.code in (0, None)
+    run_cli("predict", str(root / "model"), str(tmp_path / "dx"), "--out", str(out))
     (row,) = json.loads((out / "detections.json").read_text())
     assert row["findings"] and row["dicom_sr"] == str(out / "dx_sr.dcm")
     assert [f["box"] for f in row["findings"]] == [
@@ -186,26 +181,21 @@ def test_predict_cli_on_dicom_writes_an_sr_of_the_findings(trained, tmp_path, ca
 
 
 def test_evaluate_cli_json_has_ap50_and_froc_mean(trained, tmp_path, capsys):
-    from medsight.cli import main
 
     root, data, _ = trained
     out = tmp_path / "eval"
-    with pytest.raises(SystemExit) as done:
-        main(
-            [
-                "evaluate",
-                str(root / "model"),
-                str(data),
-                "--split",
-                "test",
-                "--json",
-                "--n-boot",
-                "50",
-                "--out",
-                str(out),
-            ]
-        )
-    assert done.value.code in (0, None)
+    run_cli(
+        "evaluate",
+        str(root / "model"),
+        str(data),
+        "--split",
+        "test",
+        "--json",
+        "--n-boot",
+        "50",
+        "--out",
+        str(out),
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     result = json.loads(lines[-1])
     assert 0 <= result["ap50"] <= 1 and 0 <= result["froc_mean"] <= 1

@@ -9,6 +9,7 @@ from medsight.data import Manifest, Sample
 from medsight.errors import FormatError
 from medsight.image import Image
 from medsight.io import write
+from tests.conftest import run_cli
 
 FAST2D = [
     "network.filters=[8,16,32]",
@@ -100,14 +101,11 @@ def _dice(a, b):
 
 
 def test_predict_cli_writes_label_maps_on_the_input_grid(trained2d, tmp_path):
-    from medsight.cli import main
     from medsight.io import read
 
     root, _, _ = trained2d
     out = tmp_path / "pred"
-    with pytest.raises(SystemExit) as done:
-        main(["predict", str(root / "model"), str(root / "data" / "img11.png"), "--out", str(out)])
-    assert done.value.code in (0, None)
+    run_cli("predict", str(root / "model"), str(root / "data" / "img11.png"), "--out", str(out))
     predicted = read(out / "img11_seg.png").array[0]
     truth = read(root / "data" / "lab11.png").array[0]
     assert predicted.shape == truth.shape
@@ -190,27 +188,22 @@ def _flip(shape, axes):
 
 
 def test_evaluate_cli_reports_dice_with_intervals(trained2d, tmp_path, capsys):
-    from medsight.cli import main
     from medsight.data import write_manifest
 
     root, manifest, _ = trained2d
     path = write_manifest(manifest, root / "data" / "manifest.json")
-    with pytest.raises(SystemExit) as done:
-        main(
-            [
-                "evaluate",
-                str(root / "model"),
-                str(path),
-                "--split",
-                "test",
-                "--json",
-                "--n-boot",
-                "50",
-                "--out",
-                str(tmp_path / "eval"),
-            ]
-        )
-    assert done.value.code in (0, None)
+    run_cli(
+        "evaluate",
+        str(root / "model"),
+        str(path),
+        "--split",
+        "test",
+        "--json",
+        "--n-boot",
+        "50",
+        "--out",
+        str(tmp_path / "eval"),
+    )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["dice"] > 0.8 and result["n_cases"] == 2
     assert set(result["per_class"]) >= {"disc", "bar"}
