@@ -177,9 +177,3 @@ def test_bfloat16_windows_agree_with_float32():
     assert fast.shape == exact.shape and (fast == exact).mean() > 0.99
     logits = sliding_window(volume, net, patch=(16, 12, 8), precision="bfloat16", output="logits")
     assert logits.dtype == np.float32  # blending stays float32
-
-
-def test_auto_precision_uses_bfloat16_only_on_a_cpu_that_has_it():
-    assert module.auto_precision("cuda") == "float32"
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    assert module.auto_precision("cpu") == ("bfloat16" if native else "float32")

@@ -74,3 +74,49 @@ def test_epochs_fit_the_budget_net_of_set_up_and_final_work(
     assert epochs_run(tmp_path, monkeypatch, spent_s=spent_s, final_validations=final_validations) == expected
     state = json.loads((tmp_path / loop.STATE).read_text())["state"]
     assert state["epoch"] == expected
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_training_runs_at_the_plans_precision_and_keeps_float32_weights(tmp_path, precision):
+    seen = []
+
+    def loss_fn(logits, targets):
+        seen.append(logits.dtype)
+        return torch.nn.functional.cross_entropy(logits.float(), targets)
+
+    plan = {
+        "epochs": 2,
+        "seed": 0,
+        "device": "cpu",
+        "precision": precision,
+        "optimizer": {"lr": 1e-2, "weight_decay": 0.0},
+        "schedule": {"warmup_fraction": 0.1},
+        "selection": {"metric": "val_acc"},
+    }
+    x = torch.randn(64, 16)
+    y = (x[:, 0] > 0).long()  # learnable: the sign of the first feature
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+
+    def validate(model, resize):
+        return {"val_acc": float((model(x).argmax(1) == y).float().mean())}
+
+    batches = loop.TensorBatches(x, y, 16, steps_per_epoch=40)
+    result = loop.fit(model, batches=batches, loss_fn=loss_fn, validate=validate, plan=plan, out_dir=tmp_path, progress=False)
+    assert set(seen) == {getattr(torch, precision)}
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert result.best_metrics["val_acc"] > 0.9
+
+
+def test_precision_resolves_per_device_and_refuses_what_the_device_cannot_do():
+    from medsight.errors import FormatError
+    from medsight.models.precision import resolve_precision
+
+    assert resolve_precision("auto", "cuda") == "float32"  # inference on GPUs: not yet measured
+    assert resolve_precision("auto", "cuda", training=True) == "float16"
+    assert resolve_precision(None, "cuda") == "float16" and resolve_precision(None, "cpu") == "float32"
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert resolve_precision("auto", "cpu") == ("bfloat16" if native else "float32")
+    with pytest.raises(FormatError, match="CUDA"):
+        resolve_precision("float16", "cpu")
+    with pytest.raises(FormatError, match="half"):
+        resolve_precision("half", "cpu")

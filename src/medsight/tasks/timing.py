@@ -18,24 +18,30 @@ def seconds_per_step(
     steps: int = 3,
     transform: Callable | None = None,
     limit: float | None = None,
+    precision: str = "float32",
 ) -> float:
     """Seconds of one training step (`transform`, forward, loss, backward, AdamW update) of the
     network `network` builds, on batch `x`, `y` already on `device`.
 
     The first of `steps` steps warms up allocators and kernels; the fastest of the others is
     returned, since other work on the machine only ever adds time. A warm-up step over 3x
-    `limit` seconds is answer enough (returned as is).
+    `limit` seconds is answer enough (returned as is). `precision` is the training's
+    (`models.precision.resolve_precision`); float16 is timed without its loss scaling.
     """
     import torch
 
     from medsight.models import build_model
+    from medsight.models.precision import autocast, resolve_precision
+
+    precision = resolve_precision(precision, device, training=True)
 
     model = build_model(network).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        loss = loss_fn(model(transform(x) if transform else x), y)
+        with autocast(device, precision):
+            loss = loss_fn(model(transform(x) if transform else x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medsight.io._atomic import atomic_path
+from medsight.models.precision import autocast, resolve_precision
 from medsight.train.checkpoint import STATE, load_checkpoint, save_checkpoint
 
 __all__ = ["FitResult", "TensorBatches", "augmenter", "fit", "load_best", "seeded_model", "use_device"]
@@ -127,7 +128,8 @@ def fit(
         batch of inputs to the epoch's size.
     plan : dict
         Uses ``epochs``, ``optimizer``, ``schedule``, ``seed``, ``device``, ``time_budget_min``,
-        ``selection`` and optionally ``progressive``
+        ``selection`` and optionally ``precision`` (`models.precision.resolve_precision`),
+        ``progressive``
         (``{"size": [...], "fraction": f}``: the first ``f * epochs`` epochs at that size) and
         ``final_validations`` (the work after training, in validation passes: time kept free).
     prepare_batch : callable, optional
@@ -161,9 +163,10 @@ def fit(
     if resume and (out_dir / STATE).is_file():  # a resumed run keeps the epoch count it settled on
         epochs = int(json.loads((out_dir / STATE).read_text())["state"].get("epochs", epochs))
     scheduler = schedule(epochs)
-    # Mixed precision on CUDA (float16 with loss scaling); CPUs train in float32.
-    amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    # The plan's precision: float16 needs loss scaling (its range is narrow); bfloat16 has
+    # float32's range and trains without it.
+    precision = resolve_precision(plan.get("precision"), device, training=True)
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "float16")
     generator = torch.Generator().manual_seed(int(plan.get("seed", 0)))
     torch.manual_seed(int(plan.get("seed", 0)))
     metric = plan["selection"]["metric"]
@@ -218,7 +221,7 @@ def fit(
                     x = resize(x)
                 if augment is not None:
                     x, y = augment(x, y, generator)
-                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+                with autocast(device, precision):
                     loss = loss_fn(model(x), y)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()

@@ -42,6 +42,9 @@ RESAMPLING_DICE_MIN = 0.97  # label maps taken down and back up must keep this D
 RESAMPLING_CASES = 40  # label maps sampled for `resampling_dice`
 MIN_COVERAGE = 0.25  # patch / median image below which a 2D plan coarsens its spacing
 # A class of one side: "hippocampus_left", "Right lung", "kidney_l", "L5" is not (no separator).
+# Training arithmetic: bfloat16 autocast where the CPU computes it natively (1.7-1.9x the steps;
+# accuracy measured in docs/benchmarks.md), float16 on CUDA, float32 elsewhere.
+PRECISION = "auto"
 LATERAL = re.compile(r"(?:^|[^a-z0-9])(?:left|right|l|r|lt|rt)(?:[^a-z0-9]|$)", re.IGNORECASE)
 
 
@@ -196,7 +199,7 @@ def _seconds_per_step(network: dict, patch: list[int], batch: int, device: str, 
     x = torch.randn(batch, network["in_channels"], *patch, device=device)
     y = torch.randint(0, network["num_classes"], (batch, 1, *patch), device=device)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    return seconds_per_step(network, x, y, loss_fn, device=device, steps=2, limit=limit)
+    return seconds_per_step(network, x, y, loss_fn, device=device, steps=2, limit=limit, precision=PRECISION)
 
 
 def flip_axes(classes: list[str], ndim: int) -> list[int] | None:
@@ -287,7 +290,8 @@ def make_plan(
         "sampling": {"foreground_fraction": 0.33},
         "augmentation": {"strength": "medium", "elastic": False, "flip_axes": flip_axes(fp["classes"], ndim)},
         "loss": {"name": "dice_ce"},
-        # precision "auto": bfloat16 where the CPU computes it natively (sliding_window.auto_precision)
+        "precision": PRECISION,
+        # precision "auto": bfloat16 where the CPU computes it natively (models.precision.auto_precision)
         # 3D: one window per call (faster per window on CPU than two, and half the activations)
         "inference": {
             "overlap": 0.5,

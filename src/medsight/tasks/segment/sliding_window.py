@@ -23,8 +23,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from medsight.errors import FormatError
+from medsight.models.precision import autocast, resolve_precision
 
-__all__ = ["OUTPUTS", "auto_precision", "predict_with_plan", "sliding_window"]
+__all__ = ["OUTPUTS", "predict_with_plan", "sliding_window"]
 
 OUTPUTS = ("labels", "probabilities", "logits")
 
@@ -75,9 +76,9 @@ def sliding_window(
     device : torch.device or str, optional
         Where windows are run and blended (default: the device of `volume`). The result is
         always on the CPU.
-    precision : {"float32", "bfloat16", "auto"}
-        Arithmetic of the predictor: ``bfloat16`` runs it under ``torch.autocast`` (blending
-        stays float32); ``auto`` is `auto_precision` of the device.
+    precision : {"float32", "bfloat16", "float16", "auto"}
+        Arithmetic of the predictor: a 16-bit type runs it under ``torch.autocast`` (blending
+        stays float32; float16 needs CUDA); ``auto`` is `models.precision.auto_precision`.
     progress : callable, optional
         Called as ``progress(done, total)`` in windows (each mirror counts once).
 
@@ -92,7 +93,7 @@ def sliding_window(
         volume, patch, overlap, batch_size, mirror_axes, output, probability_dtype, precision
     )
     device = torch.device(device) if device is not None else tensor.device
-    precision = auto_precision(device) if precision == "auto" else precision
+    precision = resolve_precision(precision, device)
     spatial = tuple(tensor.shape[1:])
     tensor, low = _pad_to_patch(tensor, patch)
     padded = tuple(tensor.shape[1:])
@@ -110,7 +111,7 @@ def sliding_window(
         for first in range(0, total, batch_size):
             batch = windows[first : first + batch_size]
             inputs = torch.stack([tensor[(slice(None), *w)] for w in batch]).to(device, torch.float32)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+            with autocast(device, precision):
                 logits = _predict(predictor, inputs, flips)
             if slab is None:
                 slab = _Slab(logits.shape[1], padded, patch[0], output, probability_dtype, logits.device)
@@ -124,21 +125,6 @@ def sliding_window(
     if output != "labels":
         crop = (slice(None), *crop)
     return np.ascontiguousarray(result[crop]) if padded != spatial else result
-
-
-def auto_precision(device) -> str:
-    """``bfloat16`` on a CPU that computes it natively (AVX512-BF16 or AMX), else ``float32``.
-
-    There windows run 2-3x faster and a trained model's labels agree with float32 on 99.96% of
-    the voxels (Dice between the two >= 0.998 per class; docs/benchmarks.md). Without native
-    support bfloat16 is emulated and slower, and GPUs are left at float32 until measured.
-    """
-    import torch
-
-    if torch.device(device).type != "cpu":
-        return "float32"
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return "bfloat16" if native else "float32"
 
 
 def _check(volume, patch, overlap, batch_size, mirror_axes, output, probability_dtype, precision):
@@ -169,8 +155,6 @@ def _check(volume, patch, overlap, batch_size, mirror_axes, output, probability_
         raise FormatError(f"mirror_axes {tuple(mirror_axes)} must be distinct spatial axes in 0..{ndim - 1}")
     if output not in OUTPUTS:
         raise FormatError(f"output {output!r} is not one of {', '.join(OUTPUTS)}")
-    if precision not in ("float32", "bfloat16", "auto"):
-        raise FormatError(f"precision {precision!r} is not float32, bfloat16 or auto")
     if probability_dtype not in ("float32", "float16"):
         raise FormatError(f"probability_dtype {probability_dtype!r} is not float32 or float16")
     return tensor, patch, float(overlap)
