@@ -10,7 +10,8 @@ Prints ONE JSON line with the figures and the targets.
 
 Data: Kvasir-SEG polyp boxes (``kavsir_bboxes.json``), the official MediaEval 2020 880 / 120
 split (the 120 are the test split, never used for selection; val is carved from the 880);
-phantom chest radiographs (normal and nodule films, 1-3 nodules of 8-24 mm, 3 mm pixels) and
+phantom chest radiographs (normal and nodule films, 1-3 nodules of 8-24 mm, 256 x 256 at 1.5 mm
+pixels, 12-bit NIfTI) and
 phantom abdominal CT (liver tumours as 3D boxes, the phantom CT with nodules here), split by
 patient 70/15/15; TBX11K's three published example radiographs: trained and scored on the
 same three images, a smoke test on real films, not a benchmark.
@@ -56,7 +57,17 @@ def _manifest(name: str, work: Path, seed: int, patients: int | None):
 
     n = patients or PATIENTS[name]
     if name == "chest":
-        path = export_cohort("chest-xray", work / "chest", n=n, seed=seed, classes=["normal", "nodule"])
+        # 1.5 mm pixels, 12-bit NIfTI: at the default 3 mm and the 8-bit PNG export a nodule's
+        # contrast (median 26 of 4096 grey levels) falls to 1-2 levels, under the noise.
+        path = export_cohort(
+            "chest-xray",
+            work / "chest",
+            n=n,
+            seed=seed,
+            classes=["normal", "nodule"],
+            format="nifti",
+            shape=(256, 256),
+        )
     else:
         path = export_cohort("body-ct", work / "ct", n=n, seed=seed, timepoints=1)
     manifest, _ = split_dataset(load_dataset(path), seed=seed)
