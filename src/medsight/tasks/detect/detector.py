@@ -119,7 +119,8 @@ def detection_loss(detector, input_size: Sequence[int], *, cls_weight: float = 1
     size = tuple(int(s) for s in input_size)
 
     def loss_fn(head_outputs, targets):
-        head = {key: list(value) for key, value in head_outputs.items()}
+        # float32 whatever the network ran in: focal loss and box regression need its range
+        head = {key: [v.float() for v in value] for key, value in head_outputs.items()}
         stand_in = torch.empty((len(targets), 1, *size), device="meta")
         detector.generate_anchors(stand_in, head)
         locations = [x.shape[2:].numel() for x in head[detector.cls_key]]

