@@ -67,3 +67,19 @@ def test_3d_plan_selects_on_froc():
 
 def _backbone(net: dict) -> dict:
     return {k: net[k] for k in ("stem_stride", "max_pool", "returned_layers")}
+
+
+def test_large_findings_get_the_stronger_network_at_a_smaller_input(monkeypatch):
+    from medsight.tasks.detect import plan as module
+
+    def seconds(plan, batch, device, limit):  # a fake device: cost ~ pixels x network size
+        cost = {18: 4.0, 10: 1.0}[plan["network"]["depth"]] * plan["network"]["width"]
+        return cost * np.prod(plan["preprocess"]["size"]) / 512**2
+
+    monkeypatch.setattr(module, "_seconds_per_step", seconds)
+    large = make_plan(_fp((576, 512), [(150, 140), (90, 100)]), budget_min=20)
+    timed = [(t["depth"], t["size"]) for t in large["planning"]["candidates_timed"]]
+    assert timed[:2] == [(18, 512), (18, 384)]  # the strong network first, its inputs largest first
+    assert large["network"]["depth"] == 18 and max(large["preprocess"]["size"]) == 384
+    small = make_plan(_fp((256, 256), [(6, 6), (9, 9)]), budget_min=20)
+    assert {t["size"] for t in small["planning"]["candidates_timed"]} == {256}  # no room to shrink

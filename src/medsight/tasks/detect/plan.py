@@ -18,8 +18,10 @@ Rules (sizes in voxels of the planned input, whose longest side is ``S``):
   geometric sides ``a, a 2^(1/3), a 2^(2/3)`` with ``a`` the 10th-percentile box, each with the
   median box's aspect; every level doubles them. With ATSS matching one shape per position
   would do; three octave steps keep the IoU of small boxes with their anchors high;
-- network and input size: candidates (most capable first) timed for one training step on
-  the device; the first that allows `MIN_EPOCHS` epochs within the budget is chosen;
+- network and input size: candidates timed for one training step on the device, the most
+  capable network first, each from the largest input size down; the first that allows
+  `MIN_EPOCHS` epochs within the budget is chosen (Kvasir's polyps: ResNet-10 at 512 px
+  reached test AP50 0.65 in 30 min; docs/benchmarks.md);
 - matching: ATSS (4 candidates per level, centres not forced inside the box: small findings);
   hard-negative sampling of 64 anchors per image, 30% positives (MONAI's LUNA16 settings);
 - selection: ``val_ap50`` in 2D; in 3D ``val_froc_mean`` (nodule detection's figure).
@@ -185,7 +187,10 @@ def make_plan(
         {"depth": 10, "width": 0.25, "fpn": 64},
         {"depth": 10, "width": 0.125, "fpn": 32},
     ]
-    options = [{"size": s, **net} for s in _sizes(fp) for net in networks]
+    # Capacity before resolution: each network from the largest input down, so large findings
+    # (whose boxes stay well above MIN_BOX at half size) get a stronger network at a smaller
+    # input rather than the weakest network at full size. Small findings have one size only.
+    options = [{"size": s, **net} for net in networks for s in _sizes(fp)]
     chosen, epochs, timings = None, 1, []
     for option in options if measure else options[-1:]:
         plan = _assemble(fp, option, batch, seed, device, budget_min)
