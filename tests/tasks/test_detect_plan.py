@@ -5,7 +5,7 @@ import pytest
 
 from medsight.image import Image
 from medsight.models.retinanet import size_divisible, strides
-from medsight.tasks.detect.plan import fingerprint, make_plan, relative_boxes
+from medsight.tasks.detect.plan import box_values, fingerprint, make_plan, relative_boxes
 
 
 def _fp(shape, sides, *, n_images=20, negatives=5):
@@ -83,3 +83,27 @@ def test_large_findings_get_the_stronger_network_at_a_smaller_input(monkeypatch)
     assert large["network"]["depth"] == 18 and max(large["preprocess"]["size"]) == 384
     small = make_plan(_fp((256, 256), [(6, 6), (9, 9)]), budget_min=20)
     assert {t["size"] for t in small["planning"]["candidates_timed"]} == {256}  # no room to shrink
+
+
+def test_a_ct_without_modality_tag_is_clipped_to_its_findings_range():
+    rng = np.random.default_rng(0)
+    scans, boxes = [], []
+    for _ in range(4):  # air around a 100 HU liver holding a 70 HU tumour; NIfTI names no modality
+        volume = np.full((1, 40, 40, 30), -1024, np.int16)
+        volume[:, 8:32, 8:32, 5:25] = rng.normal(100, 20, (1, 24, 24, 20)).astype(np.int16)
+        volume[:, 15:21, 15:21, 10:16] -= 30
+        scans.append(Image(volume))
+        boxes.append(np.array([[14.0, 14, 9, 22, 22, 17]]))
+    fp = fingerprint(
+        scans,
+        [relative_boxes(b, (40, 40, 30)) for b in boxes],
+        classes=["tumour"],
+        box_counts=[4],
+        n={"train": 4, "val": 1},
+        inside=box_values(scans, boxes),
+    )
+    assert fp["modality"] == "CT"
+    lo, hi = make_plan(fp, budget_min=5, measure=False)["preprocess"]["normalize"]["clip"]
+    assert 0 < lo < 70 and 100 < hi < 200  # soft tissue, not -1024..bone
+    fp["modality"] = None
+    assert make_plan(fp, budget_min=5, measure=False)["preprocess"]["normalize"]["kind"] == "zscore"

@@ -19,7 +19,7 @@ from medsight.data import Manifest, load_dataset
 from medsight.errors import FormatError, MedsightError
 from medsight.models.bundle import save_bundle, write_json
 from medsight.tasks.detect.boxes import check_boxes
-from medsight.tasks.detect.plan import fingerprint, make_plan, relative_boxes
+from medsight.tasks.detect.plan import box_values, fingerprint, make_plan, relative_boxes
 from medsight.tasks.detect.preprocess import as_planar, boxes_to_input, normalize, prepare
 from medsight.tasks.overrides import apply_overrides
 
@@ -166,12 +166,14 @@ def train_detector(
         counts = np.bincount(
             np.concatenate([np.asarray(lab, int) for lab in train_labels]), minlength=len(classes)
         )
+        sample = sorted(picked)
         fp = fingerprint(
-            [train_images[i] for i in sorted(picked)],
+            [train_images[i] for i in sample],
             [relative_boxes(b, im.spatial_shape) for b, im in zip(train_boxes, train_images)],
             classes=classes,
             box_counts=counts.tolist(),
             n={"train": len(train), "val": len(val)},
+            inside=box_values([train_images[i] for i in sample], [train_boxes[i] for i in sample]),
         )
         plan = apply_overrides(
             make_plan(fp, budget_min=budget_min, device=device, seed=seed), list(overrides)

@@ -13,6 +13,8 @@ from collections import Counter
 
 import numpy as np
 
+from medsight.tasks.modality import modality_of
+
 __all__ = ["fingerprint", "make_plan"]
 
 # Smallest number of epochs worth training; below it the plan shrinks the network or input.
@@ -33,10 +35,10 @@ def fingerprint(
     medians per axis; intensities are pooled over the sampled images.
     """
     channels = Counter(im.num_channels for im in images).most_common(1)[0][0]
-    modality = Counter(im.metadata.get("modality") for im in images).most_common(1)[0][0]
     values = np.concatenate(
         [im.array.astype(np.float32).ravel()[:: max(1, im.array.size // 20000)] for im in images]
     )
+    modality = modality_of(images, min(float(im.array.min()) for im in images))
     return {
         "n": n,
         "classes": classes,

@@ -35,7 +35,7 @@ import numpy as np
 
 from medsight.models.retinanet import size_divisible
 
-__all__ = ["fingerprint", "make_plan"]
+__all__ = ["box_values", "fingerprint", "make_plan"]
 
 MIN_BOX = 6.0  # voxels: the 10th-percentile box must keep at least this size at the planned input
 MAX_SIZE = {2: 512, 3: 128}
@@ -46,11 +46,16 @@ MAX_LEVELS = 5
 _QUANTILES = (5, 10, 25, 50, 75, 90, 95)
 
 
-def fingerprint(images: list, boxes: list[np.ndarray], *, classes: list[str], box_counts, n: dict) -> dict:
+def fingerprint(
+    images: list, boxes: list[np.ndarray], *, classes: list[str], box_counts, n: dict, inside=None
+) -> dict:
     """Summary of training `images` (a sample is enough) and the boxes of every training image.
 
     Parameters
     ----------
+    inside : ndarray, optional
+        Intensities inside the boxes of the sampled images (`box_values`): a CT plan clips to
+        their 0.5-99.5 percentiles, as nnU-Net clips to the foreground's.
     boxes : list of ndarray
         Per training image, its boxes' side lengths ``(N_i, ndim)`` relative to the image's
         longest side (`relative_boxes`); an image without boxes gives ``(0, ndim)``.
@@ -85,7 +90,26 @@ def fingerprint(images: list, boxes: list[np.ndarray], *, classes: list[str], bo
         shape = np.median(sizes / geometric[:, None], axis=0)
         summary["median_shape"] = [round(float(v), 4) for v in shape]
     fp["boxes"] = summary
+    fp["box_intensity"] = None
+    if inside is not None and len(inside):
+        fp["box_intensity"] = {
+            "p0_5": float(np.percentile(inside, 0.5)),
+            "p99_5": float(np.percentile(inside, 99.5)),
+        }
     return fp
+
+
+def box_values(images: list, boxes: list[np.ndarray], limit: int = 20_000) -> np.ndarray:
+    """Intensities (first channel) inside the voxel `boxes` of each image, at most `limit` in all."""
+    rng = np.random.default_rng(0)
+    values = []
+    for image, image_boxes in zip(images, boxes):
+        d = image.ndim
+        for box in np.asarray(image_boxes, float).reshape(-1, 2 * d):
+            window = tuple(slice(int(np.floor(box[a])), int(np.ceil(box[a + d]))) for a in range(d))
+            values.append(image.array[0][window].ravel())
+    values = np.concatenate(values).astype(np.float32) if values else np.zeros(0, np.float32)
+    return rng.choice(values, limit, replace=False) if len(values) > limit else values
 
 
 def relative_boxes(boxes: np.ndarray, spatial_shape) -> np.ndarray:
@@ -220,7 +244,10 @@ def _assemble(fp: dict, option: dict, batch: int, seed: int, device: str, budget
     sizes = [max(divisible, int(math.ceil(size * a / divisible - 1e-9)) * divisible) for a in aspect]
     intensity = fp["intensity"]
     if fp["modality"] == "CT":
-        normalize = {"kind": "ct", "clip": [intensity["p0_5"], intensity["p99_5"]]}
+        # The findings' range (a 30 HU tumour in the liver), not the scan's (air to bone), else
+        # their contrast shrinks to a few hundredths of the input's scale.
+        clip = fp.get("box_intensity") or intensity
+        normalize = {"kind": "ct", "clip": [clip["p0_5"], clip["p99_5"]]}
     else:
         normalize = {"kind": "zscore", "mean": intensity["mean"], "std": max(intensity["std"], 1e-6)}
     return {

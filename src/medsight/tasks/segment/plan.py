@@ -29,6 +29,8 @@ import re
 
 import numpy as np
 
+from medsight.tasks.modality import modality_of
+
 __all__ = ["fingerprint", "flip_axes", "make_plan", "topology"]
 
 MIN_STEPS = 1500  # fewer steps than this: a smaller patch or network is a better use of the time
@@ -64,7 +66,7 @@ def fingerprint(images: list, labels: list, *, classes: list[str], n: dict[str, 
         if inside.size:
             foreground.append(rng.choice(inside, min(inside.size, FOREGROUND_SAMPLES), replace=False))
     fg = np.concatenate(foreground).astype(np.float64) if foreground else np.zeros(1)
-    modality = max({im.metadata.get("modality") for im in images}, key=str)
+    modality = modality_of(images, min(float(im.array.min()) for im in images))
     return {
         "n": n,
         "classes": classes,
