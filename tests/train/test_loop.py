@@ -101,7 +101,15 @@ def test_training_runs_at_the_plans_precision_and_keeps_float32_weights(tmp_path
         return {"val_acc": float((model(x).argmax(1) == y).float().mean())}
 
     batches = loop.TensorBatches(x, y, 16, steps_per_epoch=40)
-    result = loop.fit(model, batches=batches, loss_fn=loss_fn, validate=validate, plan=plan, out_dir=tmp_path, progress=False)
+    result = loop.fit(
+        model,
+        batches=batches,
+        loss_fn=loss_fn,
+        validate=validate,
+        plan=plan,
+        out_dir=tmp_path,
+        progress=False,
+    )
     assert set(seen) == {getattr(torch, precision)}
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert result.best_metrics["val_acc"] > 0.9
