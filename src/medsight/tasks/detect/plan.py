@@ -20,8 +20,8 @@ Rules (sizes in voxels of the planned input, whose longest side is ``S``):
   would do; three octave steps keep the IoU of small boxes with their anchors high;
 - network and input size: candidates timed for one training step on the device, the most
   capable network first, each from the largest input size down; the first that allows
-  `MIN_EPOCHS` epochs within the budget is chosen (Kvasir's polyps: ResNet-10 at 512 px
-  reached test AP50 0.65 in 30 min; docs/benchmarks.md);
+  `MIN_EPOCHS` epochs within the budget is chosen (Kvasir's polyps in 30 min: ResNet-10 at
+  512 px test AP50 0.65, ResNet-18 at 256 px 0.74; docs/benchmarks.md);
 - matching: ATSS (4 candidates per level, centres not forced inside the box: small findings);
   hard-negative sampling of 64 anchors per image, 30% positives (MONAI's LUNA16 settings);
 - selection: ``val_ap50`` in 2D; in 3D ``val_froc_mean`` (nodule detection's figure).
