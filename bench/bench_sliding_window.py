@@ -270,7 +270,7 @@ def main() -> None:
         return
     import torch
 
-    from medsight.tasks.segment.sliding_window import auto_precision
+    from medsight.models.precision import auto_precision
 
     torch.set_num_threads(args.threads)
     result = {
