@@ -42,6 +42,8 @@ def test_small_boxes_get_a_fine_first_level_and_small_anchors():
     assert base.shape == (3, 2) and base.min() >= 4 and base.max() < 8
     assert len(plan["anchors"]["feature_map_scales"]) == len(net["returned_layers"]) + 1
     assert net["num_anchors"] == 3 and plan["selection"]["metric"] == "val_ap50"
+    # findings under an eighth of the side: training on half-side patches, half of them on a box
+    assert plan["training_patch"] == {"size": [64, 64], "foreground_fraction": 0.5}
 
 
 def test_large_boxes_get_coarse_levels_and_the_size_follows_the_aspect():
@@ -55,6 +57,7 @@ def test_large_boxes_get_coarse_levels_and_the_size_follows_the_aspect():
     top = max(plan["anchors"]["base_shapes"][-1]) * plan["anchors"]["feature_map_scales"][-1]
     scale = min(np.asarray(size) / np.array([720, 576]))
     assert top >= 0.6 * 400 * scale  # the coarsest anchors reach the large boxes
+    assert plan["training_patch"] is None  # whole images: a half-side patch would cut the findings
 
 
 def test_3d_plan_selects_on_froc():

@@ -90,6 +90,17 @@ def test_training_learns_and_writes_a_bundle(trained):
     assert card["validation"]["ap50"] > 0.8  # a broken pipeline (boxes, anchors, targets) fails this
 
 
+def test_training_on_patches_learns_to_find_on_whole_images(tmp_path):
+    """Small spots on 128-pixel images: the plan trains on 64-pixel patches, validation runs whole."""
+    from medsight.train.detect import train_detector
+
+    data = spots(tmp_path / "data", size=128)
+    card = train_detector(data, tmp_path / "model", budget_min=60, overrides=FAST, progress=False)
+    plan = json.loads((tmp_path / "model" / "plan.json").read_text())
+    assert plan["training_patch"]["size"] == [64, 64] and plan["preprocess"]["size"] == [128, 128]
+    assert card["validation"]["ap50"] > 0.8
+
+
 def test_plan_for_phantom_chest_nodules():
     """Phantom radiograph nodules (3-9 pixels): a fine first level and anchors of their size."""
     from medsight.data.synthetic import cohort
@@ -108,6 +119,7 @@ def test_plan_for_phantom_chest_nodules():
     assert plan["preprocess"]["size"] == [128, 128]
     assert plan["network"]["max_pool"] is False  # stride-2 first level for 3-9 pixel nodules
     assert 2.5 < min(plan["anchors"]["base_shapes"][0]) < 6
+    assert plan["training_patch"]["size"] == [64, 64]
 
 
 def test_predict_cli_writes_boxes_mm_overlays(trained, tmp_path, capsys):

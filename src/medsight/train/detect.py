@@ -137,6 +137,7 @@ def train_detector(
     from medsight.tasks.detect.detector import detect, detection_loss, encode_targets, make_detector
     from medsight.tasks.detect.metrics import DetectionSet
     from medsight.train.loop import TensorBatches, fit, load_best, seeded_model, use_device
+    from medsight.train.patches import BoxPatchBatches
 
     out_dir = Path(out_dir)
     manifest = data if isinstance(data, Manifest) else load_dataset(data)
@@ -186,14 +187,29 @@ def train_detector(
     x_train, b_train = _inputs(train_images, train_boxes, pre)
     x_val, b_val = _inputs(val_images, val_boxes, pre)
     del train_images, val_images
-    y_train = encode_targets(b_train, train_labels, ndim=ndim)
     val_refs = [{"boxes": b, "labels": [classes[k] for k in lab]} for b, lab in zip(b_val, val_labels)]
     dev = torch.device(plan["device"])
     x_val_t = torch.from_numpy(x_val)
 
     model = seeded_model(plan)
     detector = make_detector(model, plan)
-    loss_fn = detection_loss(detector, pre["size"], cls_weight=plan["loss"]["cls_weight"])
+    patch = plan.get("training_patch")  # absent from plans written before patches
+    if patch:
+        batches = BoxPatchBatches(
+            x_train,
+            b_train,
+            train_labels,
+            patch=patch["size"],
+            batch_size=plan["batch_size"],
+            steps_per_epoch=plan["steps_per_epoch"],
+            foreground_fraction=patch["foreground_fraction"],
+        )
+    else:
+        y_train = encode_targets(b_train, train_labels, ndim=ndim)
+        batches = TensorBatches(
+            torch.from_numpy(x_train), y_train, plan["batch_size"], steps_per_epoch=plan["steps_per_epoch"]
+        )
+    loss_fn = detection_loss(detector, batches.input_size, cls_weight=plan["loss"]["cls_weight"])
 
     def predict_val(batch: int = 16) -> list[dict]:
         found = []
@@ -218,9 +234,7 @@ def train_detector(
     setup_s = time.perf_counter() - start
     result = fit(
         model,
-        batches=TensorBatches(
-            torch.from_numpy(x_train), y_train, plan["batch_size"], steps_per_epoch=plan["steps_per_epoch"]
-        ),
+        batches=batches,
         loss_fn=loss_fn,
         validate=validate,
         plan=plan,

@@ -1,16 +1,21 @@
-"""Random patches of cached cases for segmentation training, a third centred on foreground.
+"""Random patches of cached cases for training, a share of each batch forced onto findings.
 
-As nnU-Net samples them: a share of every batch is forced to contain foreground (a class
-present in the case is drawn, then one of its voxels, and the patch is centred there), the
-rest are uniform random crops. Cases smaller than the patch are padded (image 0, the
-normalised mean; label 0).
+`PatchBatches` (segmentation), as nnU-Net samples them: a share of every batch is forced to
+contain foreground (a class present in the case is drawn, then one of its voxels, and the
+patch is centred there), the rest are uniform random crops. Cases smaller than the patch are
+padded (image 0, the normalised mean; label 0).
+
+`BoxPatchBatches` (detection), as nnDetection samples them: half of every batch holds a whole
+box drawn from the images that have one, at a random place in the patch; the rest are uniform
+random crops. Boxes the crop cuts are clipped to it, and kept when at least half of their
+area (volume) is inside, else dropped: a sliver of a finding at the edge is not one to find.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PatchBatches"]
+__all__ = ["BoxPatchBatches", "PatchBatches"]
 
 _LOCATIONS = 10_000  # voxel positions kept per class and case to centre patches on
 
@@ -86,3 +91,81 @@ class PatchBatches:
             x = torch.from_numpy(np.stack(xs))
             y = torch.from_numpy(np.stack(ys)[:, None].astype(np.int64))
             yield x, y
+
+
+class BoxPatchBatches:
+    """`fit`'s batch source: ``(B, C, *patch)`` inputs and their boxes, `encode_targets`' padded tensor.
+
+    Parameters
+    ----------
+    inputs : ndarray ``(N, C, *size)``
+        Prepared images, all of one size at least `patch`.
+    boxes : list of ndarray ``(N_i, 2 * ndim)``
+        Their boxes in input voxels; labels : list of sequences of int, their classes.
+    foreground_fraction : float
+        Share of each batch that holds a whole box (at least one item when > 0).
+    """
+
+    def __init__(self, inputs, boxes, labels, *, patch, batch_size: int, steps_per_epoch: int, foreground_fraction):
+        self.inputs = inputs
+        self.patch = tuple(int(p) for p in patch)
+        self.ndim = len(self.patch)
+        self.boxes = [np.asarray(b, np.float64).reshape(-1, 2 * self.ndim) for b in boxes]
+        self.labels = [np.asarray(lab, np.int64).reshape(-1) for lab in labels]
+        self.batch_size, self.steps_per_epoch = int(batch_size), int(steps_per_epoch)
+        self.input_size = self.patch
+        self.n_foreground = (
+            max(1, int(round(foreground_fraction * self.batch_size))) if foreground_fraction > 0 else 0
+        )
+        self.with_boxes = [i for i, b in enumerate(self.boxes) if len(b)]
+        self.rows = max([len(b) for b in self.boxes] + [1])
+        if any(p > s for p, s in zip(self.patch, inputs.shape[2:])):
+            raise ValueError(f"patch {self.patch} is larger than the inputs {inputs.shape[2:]}")
+
+    def _corner(self, case: int, generator, foreground: bool) -> np.ndarray:
+        import torch
+
+        highest = np.asarray(self.inputs.shape[2:]) - self.patch
+        if foreground:
+            box = self.boxes[case][int(torch.randint(len(self.boxes[case]), (1,), generator=generator))]
+            # Corners that hold the whole box (all of them when it is larger than the patch).
+            lo = np.clip(np.ceil(box[self.ndim :]) - self.patch, 0, highest)
+            hi = np.clip(np.floor(box[: self.ndim]), 0, highest)
+            lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+        else:
+            lo, hi = np.zeros(self.ndim), highest
+        u = torch.rand(self.ndim, generator=generator).numpy()
+        return np.floor(lo + u * (hi - lo + 1)).clip(lo, hi).astype(int)
+
+    def _cropped(self, case: int, corner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes, labels = self.boxes[case], self.labels[case]
+        if not len(boxes):
+            return boxes, labels
+        shifted = boxes - np.tile(corner, 2)
+        clipped = np.concatenate(
+            [np.maximum(shifted[:, : self.ndim], 0), np.minimum(shifted[:, self.ndim :], self.patch)], axis=1
+        )
+        sides = np.maximum(clipped[:, self.ndim :] - clipped[:, : self.ndim], 0)
+        whole = shifted[:, self.ndim :] - shifted[:, : self.ndim]
+        keep = sides.prod(axis=1) >= 0.5 * whole.prod(axis=1)
+        return clipped[keep], labels[keep]
+
+    def epoch(self, generator):
+        import torch
+
+        from medsight.tasks.detect.detector import encode_targets
+
+        for _ in range(self.steps_per_epoch):
+            xs, boxes, labels = [], [], []
+            for item in range(self.batch_size):
+                foreground = item >= self.batch_size - self.n_foreground and bool(self.with_boxes)
+                pool = self.with_boxes if foreground else range(len(self.inputs))
+                case = pool[int(torch.randint(len(pool), (1,), generator=generator))]
+                corner = self._corner(case, generator, foreground)
+                window = tuple(slice(int(c), int(c) + p) for c, p in zip(corner, self.patch))
+                xs.append(self.inputs[(case, slice(None), *window)])
+                b, lab = self._cropped(case, corner)
+                boxes.append(b)
+                labels.append(lab)
+            x = torch.from_numpy(np.ascontiguousarray(np.stack(xs), dtype=np.float32))
+            yield x, encode_targets(boxes, labels, ndim=self.ndim, rows=self.rows)

@@ -22,6 +22,11 @@ Rules (sizes in voxels of the planned input, whose longest side is ``S``):
   capable network first, each from the largest input size down; the first that allows
   `MIN_EPOCHS` epochs within the budget is chosen (Kvasir's polyps in 30 min: ResNet-10 at
   512 px test AP50 0.65, ResNet-18 at 256 px 0.74; docs/benchmarks.md);
+- training patch: when the 95th-percentile box's longest side is at most `PATCH_BOX_SHARE`
+  of the input's shortest side, training runs on patches of half the input's side (a quarter
+  of its pixels, an eighth of its voxels), half of each batch holding a whole box
+  (nnDetection's sampling; `train.patches.BoxPatchBatches`), and prediction on the whole input
+  as before: small findings on large films get several times the steps per minute;
 - matching: ATSS (4 candidates per level, centres not forced inside the box: small findings);
   hard-negative sampling of 64 anchors per image, 30% positives (MONAI's LUNA16 settings);
 - selection: ``val_ap50`` in 2D; in 3D ``val_froc_mean`` (nodule detection's figure).
@@ -43,6 +48,8 @@ MIN_EPOCHS = 30
 MAX_EPOCHS = 300
 MIN_STEPS_PER_EPOCH = 20  # small datasets: epochs of fresh shuffles, so validation stays a small share
 MAX_LEVELS = 5
+PATCH_BOX_SHARE = 1 / 8  # findings this small (p95 longest side / input side) train on half-side patches
+PATCH_FOREGROUND = 0.5  # share of a patch batch that holds a whole box (nnDetection's)
 _QUANTILES = (5, 10, 25, 50, 75, 90, 95)
 
 
@@ -174,7 +181,7 @@ def _seconds_per_step(plan: dict, batch: int, device: str, limit: float) -> floa
     from medsight.tasks.detect.detector import detection_loss, encode_targets, make_detector
     from medsight.tasks.timing import seconds_per_step
 
-    size = plan["preprocess"]["size"]
+    size = (plan["training_patch"] or {}).get("size") or plan["preprocess"]["size"]
     ndim = len(size)
     rng = np.random.default_rng(0)
     boxes, labels = [], []
@@ -242,6 +249,11 @@ def _assemble(fp: dict, option: dict, batch: int, seed: int, device: str, budget
     divisible = size_divisible(**backbone)
     aspect = np.asarray(fp["size"], float) / max(fp["size"])
     sizes = [max(divisible, int(math.ceil(size * a / divisible - 1e-9)) * divisible) for a in aspect]
+    patch = None
+    p95 = fp["boxes"]["relative_max_side_p95"]
+    if p95 is not None and p95 * size <= PATCH_BOX_SHARE * min(sizes):
+        half = [max(divisible, int(math.ceil(s / 2 / divisible)) * divisible) for s in sizes]
+        patch = {"size": half, "foreground_fraction": PATCH_FOREGROUND}
     intensity = fp["intensity"]
     if fp["modality"] == "CT":
         # The findings' range (a 30 HU tumour in the liver), not the scan's (air to bone), else
@@ -283,6 +295,7 @@ def _assemble(fp: dict, option: dict, batch: int, seed: int, device: str, budget
             "nms_thresh": 0.3 if ndim == 2 else 0.22,
             "detections_per_img": 100,
         },
+        "training_patch": patch,
         "batch_size": batch,
         "steps_per_epoch": 1,
         "epochs": 1,
