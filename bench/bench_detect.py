@@ -86,7 +86,7 @@ def _images_per_s(model: Path, manifest, split: str, limit: int = 50) -> float:
     return round(len(images) / (time.perf_counter() - start), 2)
 
 
-def run_one(name: str, budget: float, seed: int, work: Path, patients: int | None) -> dict:
+def run_one(name: str, budget: float, seed: int, work: Path, patients: int | None, overrides=()) -> dict:
     from collections import Counter
 
     from medsight.infer.detect import evaluate_detector
@@ -95,7 +95,9 @@ def run_one(name: str, budget: float, seed: int, work: Path, patients: int | Non
     manifest = _manifest(name, work, seed, patients)
     model = work / f"{name}_seed{seed}"
     start = time.perf_counter()
-    card = train_detector(manifest, model, budget_min=budget, seed=seed, progress=False)
+    card = train_detector(
+        manifest, model, budget_min=budget, seed=seed, overrides=list(overrides), progress=False
+    )
     train_s = time.perf_counter() - start
     scored = manifest
     if name == "tbx11k":  # three images: score the training images themselves (smoke test)
@@ -119,6 +121,9 @@ def run_one(name: str, budget: float, seed: int, work: Path, patients: int | Non
         "input_size": plan["preprocess"]["size"],
         "network": plan["network"],
         "anchors": plan["anchors"]["base_shapes"],
+        "training_patch": plan.get("training_patch"),
+        "augmentation": plan["augmentation"],
+        "overrides": list(overrides),
         **{f"test_{k}": v for k, v in test.items()},
         **{f"test_{k}_ci": result["ci"].get(k) for k in test},
         "test_froc": result["froc"],
@@ -137,13 +142,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0, help="training seed and phantom cohort/split seed")
     parser.add_argument("--patients", type=int, help="phantom cohort size (default: chest 240, ct 60)")
     parser.add_argument("--work", type=Path, help="keep models here (default: a temporary folder)")
+    parser.add_argument(
+        "--override", action="append", default=[], metavar="KEY=VALUE", help="plan override (repeatable)"
+    )
     args = parser.parse_args(argv)
     if {"kvasir", "tbx11k"} & set(args.datasets) and not DATA.is_dir():
         sys.exit(f"real data not found at {DATA}; set MEDSIGHT_SHARED_DATA")
 
     def run(name: str, work: Path) -> dict:
         budget = args.budget or DATASETS[name][0]
-        row = run_one(name, budget, args.seed, work, args.patients)
+        row = run_one(name, budget, args.seed, work, args.patients, args.override)
         return {**row, "budget_min": budget, "target": DATASETS[name][1], "note": DATASETS[name][2]}
 
     return run_datasets("detect", args.datasets, run, args.work)

@@ -38,6 +38,7 @@ def test_small_boxes_get_a_fine_first_level_and_small_anchors():
     net = plan["network"]
     assert plan["preprocess"]["size"] == [128, 128]
     assert net["max_pool"] is False and strides(**_backbone(net))[0] == 2
+    assert net["returned_layers"] == [1, 2, 3]  # deep context for the finest level, via the FPN
     base = np.array(plan["anchors"]["base_shapes"])
     assert base.shape == (3, 2) and base.min() >= 4 and base.max() < 8
     assert len(plan["anchors"]["feature_map_scales"]) == len(net["returned_layers"]) + 1

@@ -13,7 +13,8 @@ Rules (sizes in voxels of the planned input, whose longest side is ``S``):
   under `MIN_BOX` voxels;
 - first feature level: stride 2, 4 or 8, the largest not above half that small box, so small
   findings still get several anchor positions; levels double until their anchors reach the
-  95th-percentile box (2 to 5 levels, the last one MONAI's max-pooled extra level);
+  95th-percentile box, and the backbone runs to stage `MIN_STAGES` at least so the fine
+  levels get deep context (3 to 5 levels, the last one MONAI's max-pooled extra level);
 - anchors (MONAI's ``AnchorGeneratorWithAnchorShape``): three shapes on the first level, of
   geometric sides ``a, a 2^(1/3), a 2^(2/3)`` with ``a`` the 10th-percentile box, each with the
   median box's aspect; every level doubles them. With ATSS matching one shape per position
@@ -48,6 +49,7 @@ MIN_EPOCHS = 30
 MAX_EPOCHS = 300
 MIN_STEPS_PER_EPOCH = 20  # small datasets: epochs of fresh shuffles, so validation stays a small share
 MAX_LEVELS = 5
+MIN_STAGES = 3  # the backbone's last stage is at least this deep, whatever the box sizes need
 PATCH_BOX_SHARE = 1 / 8  # findings this small (p95 longest side / input side) train on half-side patches
 PATCH_FOREGROUND = 0.5  # share of a patch batch that holds a whole box (nnDetection's)
 _QUANTILES = (5, 10, 25, 50, 75, 90, 95)
@@ -150,7 +152,18 @@ def _levels(fp: dict, size: int) -> tuple[list[int], list[list[float]], dict]:
     top_of_first = small * 2 ** (2 / 3)
     levels = int(np.clip(math.ceil(math.log2(max(large / top_of_first, 1))) + 1, 2, MAX_LEVELS))
     start = {2: 1, 4: 1, 8: 2}[first]
-    returned = list(range(start, min(4, start + levels - 2) + 1))
+    # The backbone runs to stage MIN_STAGES at least, though small findings need anchors on the
+    # finest level only: the FPN's top-down path brings that depth's context there (a rib is a
+    # long stripe, a nodule a round spot); with stage 1 alone the detector was one residual
+    # block deep and learnt nothing on the chest phantom.
+    last = min(4, max(start + levels - 2, MIN_STAGES))
+    # ... but the coarsest level (the pooled one after `last`) keeps two voxels across the
+    # input's shortest side: a one-voxel level carries nothing, and its GroupNorm over a single
+    # voxel overflowed in training.
+    shortest = size * min(fp["size"]) / max(fp["size"])
+    while last > start and first * 2 ** (last - start + 1) > shortest / 2:
+        last -= 1
+    returned = list(range(start, last + 1))
     levels = len(returned) + 1
     shape = np.asarray(fp["boxes"]["median_shape"], float)
     shape = shape / np.exp(np.log(shape).mean())
