@@ -34,7 +34,7 @@ DATA = Path(os.environ.get("MEDSIGHT_SHARED_DATA", Path(__file__).resolve().pare
 # name: (default budget in minutes, targets on the test split, note)
 DATASETS = {
     "kvasir": (30, {"ap50": 0.80}, "no pretrained weights; official 880/120 split"),
-    "chest": (15, {"froc_mean": 0.85}, "synthetic chest radiographs, nodules"),
+    "chest": (30, {"froc_mean": 0.85}, "synthetic chest radiographs, nodules; 30 min as Kvasir and CT"),
     "ct": (30, {"froc_mean": 0.80}, "synthetic abdominal CT, liver tumours as 3D boxes"),
     "tbx11k": (2, {}, "three real radiographs, trained and scored on the same images: a smoke test"),
 }
