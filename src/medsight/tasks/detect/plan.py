@@ -157,11 +157,12 @@ def _levels(fp: dict, size: int) -> tuple[list[int], list[list[float]], dict]:
     # long stripe, a nodule a round spot); with stage 1 alone the detector was one residual
     # block deep and learnt nothing on the chest phantom.
     last = min(4, max(start + levels - 2, MIN_STAGES))
-    # ... but the coarsest level (the pooled one after `last`) keeps two voxels across the
-    # input's shortest side: a one-voxel level carries nothing, and its GroupNorm over a single
-    # voxel overflowed in training.
+    # ... but the coarsest level (the pooled one after `last`) keeps four voxels across the
+    # input's shortest side: on fewer, the values of a head's GroupNorm group agree to bfloat16
+    # precision, their variance rounds to zero and the first backward pass overflowed (a 32^3
+    # test volume with a 2-voxel level: head gradients of 1e33, then NaN).
     shortest = size * min(fp["size"]) / max(fp["size"])
-    while last > start and first * 2 ** (last - start + 1) > shortest / 2:
+    while last > start and first * 2 ** (last - start + 1) > shortest / 4:
         last -= 1
     returned = list(range(start, last + 1))
     levels = len(returned) + 1
