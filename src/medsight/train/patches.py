@@ -15,9 +15,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from medsight.tasks.detect.boxes import clip_boxes
+
 __all__ = ["BoxPatchBatches", "PatchBatches"]
 
 _LOCATIONS = 10_000  # voxel positions kept per class and case to centre patches on
+
+
+def _forced_items(fraction: float, batch_size: int) -> int:
+    """Items of a batch forced onto findings: `fraction` of it, at least one when above 0."""
+    return max(1, int(round(fraction * batch_size))) if fraction > 0 else 0
+
+
+def _draw_case(item: int, batch_size: int, forced: int, with_findings: list[int], n: int, generator):
+    """The case for batch `item`: the last `forced` items draw from `with_findings`, the rest from all.
+
+    Returns ``(case, forced_here)``; no case with findings means no item is forced.
+    """
+    import torch
+
+    forced_here = item >= batch_size - forced and bool(with_findings)
+    pool = with_findings if forced_here else range(n)
+    return pool[int(torch.randint(len(pool), (1,), generator=generator))], forced_here
 
 
 class PatchBatches:
@@ -39,9 +58,7 @@ class PatchBatches:
         self.patch = tuple(int(p) for p in patch)
         self.batch_size, self.steps_per_epoch = int(batch_size), int(steps_per_epoch)
         self.input_size = self.patch
-        self.n_foreground = (
-            max(1, int(round(foreground_fraction * self.batch_size))) if foreground_fraction > 0 else 0
-        )
+        self.n_foreground = _forced_items(foreground_fraction, self.batch_size)
         rng = np.random.default_rng(0)
         self.images, self.labels, self.locations = [], [], []
         for image, label in zip(images, labels):
@@ -81,9 +98,14 @@ class PatchBatches:
         for _ in range(self.steps_per_epoch):
             xs, ys = [], []
             for item in range(self.batch_size):
-                foreground = item >= self.batch_size - self.n_foreground and bool(self.with_foreground)
-                pool = self.with_foreground if foreground else range(len(self.images))
-                case = pool[int(torch.randint(len(pool), (1,), generator=generator))]
+                case, foreground = _draw_case(
+                    item,
+                    self.batch_size,
+                    self.n_foreground,
+                    self.with_foreground,
+                    len(self.images),
+                    generator,
+                )
                 corner = self._corner(case, generator, foreground)
                 window = tuple(slice(c, c + p) for c, p in zip(corner, self.patch))
                 xs.append(self.images[case][(slice(None), *window)])
@@ -106,7 +128,9 @@ class BoxPatchBatches:
         Share of each batch that holds a whole box (at least one item when > 0).
     """
 
-    def __init__(self, inputs, boxes, labels, *, patch, batch_size: int, steps_per_epoch: int, foreground_fraction):
+    def __init__(
+        self, inputs, boxes, labels, *, patch, batch_size: int, steps_per_epoch: int, foreground_fraction
+    ):
         self.inputs = inputs
         self.patch = tuple(int(p) for p in patch)
         self.ndim = len(self.patch)
@@ -114,9 +138,7 @@ class BoxPatchBatches:
         self.labels = [np.asarray(lab, np.int64).reshape(-1) for lab in labels]
         self.batch_size, self.steps_per_epoch = int(batch_size), int(steps_per_epoch)
         self.input_size = self.patch
-        self.n_foreground = (
-            max(1, int(round(foreground_fraction * self.batch_size))) if foreground_fraction > 0 else 0
-        )
+        self.n_foreground = _forced_items(foreground_fraction, self.batch_size)
         self.with_boxes = [i for i, b in enumerate(self.boxes) if len(b)]
         self.rows = max([len(b) for b in self.boxes] + [1])
         if any(p > s for p, s in zip(self.patch, inputs.shape[2:])):
@@ -142,10 +164,8 @@ class BoxPatchBatches:
         if not len(boxes):
             return boxes, labels
         shifted = boxes - np.tile(corner, 2)
-        clipped = np.concatenate(
-            [np.maximum(shifted[:, : self.ndim], 0), np.minimum(shifted[:, self.ndim :], self.patch)], axis=1
-        )
-        sides = np.maximum(clipped[:, self.ndim :] - clipped[:, : self.ndim], 0)
+        clipped, _ = clip_boxes(shifted, self.patch)
+        sides = clipped[:, self.ndim :] - clipped[:, : self.ndim]
         whole = shifted[:, self.ndim :] - shifted[:, : self.ndim]
         keep = sides.prod(axis=1) >= 0.5 * whole.prod(axis=1)
         return clipped[keep], labels[keep]
@@ -158,9 +178,9 @@ class BoxPatchBatches:
         for _ in range(self.steps_per_epoch):
             xs, boxes, labels = [], [], []
             for item in range(self.batch_size):
-                foreground = item >= self.batch_size - self.n_foreground and bool(self.with_boxes)
-                pool = self.with_boxes if foreground else range(len(self.inputs))
-                case = pool[int(torch.randint(len(pool), (1,), generator=generator))]
+                case, foreground = _draw_case(
+                    item, self.batch_size, self.n_foreground, self.with_boxes, len(self.inputs), generator
+                )
                 corner = self._corner(case, generator, foreground)
                 window = tuple(slice(int(c), int(c) + p) for c, p in zip(corner, self.patch))
                 xs.append(self.inputs[(case, slice(None), *window)])
