@@ -47,23 +47,6 @@ def test_small_boxes_get_a_fine_first_level_and_small_anchors():
     assert plan["training_patch"] == {"size": [64, 64], "foreground_fraction": 0.5}
 
 
-def test_the_first_stride_keeps_small_boxes_overlapping_an_anchor_and_is_finer_in_3d():
-    from medsight.tasks.detect.plan import MIN_ANCHOR_IOU, _first_stride
-
-    def iou(side, stride, ndim):  # a box of `side` half a stride off an anchor of the same size
-        inter = max(side - stride / 2, 0) ** ndim
-        return inter / (2 * side**ndim - inter)
-
-    for ndim, side in [(2, 5.0), (2, 7.0), (2, 14.0), (3, 7.0), (3, 10.0), (3, 20.0)]:
-        stride = _first_stride(side, ndim)
-        assert stride == 2 or iou(side, stride, ndim) >= MIN_ANCHOR_IOU
-        assert stride == 8 or iou(side, 2 * stride, ndim) < MIN_ANCHOR_IOU  # the coarsest such
-    assert _first_stride(7.0, 2) == 4 and _first_stride(7.0, 3) == 2
-    plan = make_plan(_fp((256, 256), [(7, 7), (12, 12), (16, 16)]), budget_min=5, measure=False)
-    assert plan["network"]["max_pool"] is True and strides(**_backbone(plan["network"]))[0] == 4
-    assert plan["network"]["returned_layers"] == [1, 2, 3]
-
-
 def test_large_boxes_get_coarse_levels_and_the_size_follows_the_aspect():
     plan = make_plan(_fp((720, 576), [(80, 60), (200, 180), (400, 300)]), budget_min=5, measure=False)
     net = plan["network"]

@@ -11,13 +11,10 @@ Rules (sizes in voxels of the planned input, whose longest side is ``S``):
   padded to it (letterboxing); ``S`` from the median longest side down to half of it, never
   up-sampled, and never so small that the 10th-percentile box (geometric mean side) falls
   under `MIN_BOX` voxels;
-- first feature level: stride 2, 4 or 8, the coarsest at which that small box, half a stride
-  off its nearest anchor on every axis, still overlaps it by IoU `MIN_ANCHOR_IOU` (stride 4
-  from 6.2 px in 2D, from 8.8 voxels in 3D: a 3D overlap falls as the cube of the shift);
-  coarser is cheaper (the heads' four convolutions run on every position of the first
-  level); levels double until their anchors reach the 95th-percentile box, and the backbone
-  runs to stage `MIN_STAGES` at least so the fine levels get deep context (3 to 5 levels, the
-  last one MONAI's max-pooled extra level);
+- first feature level: stride 2, 4 or 8, the largest not above half that small box, so small
+  findings still get several anchor positions; levels double until their anchors reach the
+  95th-percentile box, and the backbone runs to stage `MIN_STAGES` at least so the fine
+  levels get deep context (3 to 5 levels, the last one MONAI's max-pooled extra level);
 - anchors (MONAI's ``AnchorGeneratorWithAnchorShape``): three shapes on the first level, of
   geometric sides ``a, a 2^(1/3), a 2^(2/3)`` with ``a`` the 10th-percentile box, each with the
   median box's aspect; every level doubles them. With ATSS matching one shape per position
@@ -47,7 +44,6 @@ from medsight.models.retinanet import size_divisible
 __all__ = ["box_values", "fingerprint", "make_plan"]
 
 MIN_BOX = 6.0  # voxels: the 10th-percentile box must keep at least this size at the planned input
-MIN_ANCHOR_IOU = 0.3  # a small box half a stride off its nearest anchor keeps this overlap with it
 MAX_SIZE = {2: 512, 3: 128}
 MIN_EPOCHS = 30
 MAX_EPOCHS = 300
@@ -147,22 +143,12 @@ def _sizes(fp: dict) -> list[int]:
     return out
 
 
-def _first_stride(small: float, ndim: int) -> int:
-    """The coarsest first-level stride (8, 4, else 2) at which a box of side `small`, shifted half
-    a stride on every axis from an anchor of its own size, keeps IoU `MIN_ANCHOR_IOU` with it."""
-    for stride in (8, 4):
-        overlap = (max(small - stride / 2, 0.0) / small) ** ndim  # intersection / box volume
-        if overlap / (2 - overlap) >= MIN_ANCHOR_IOU:
-            return stride
-    return 2
-
-
 def _levels(fp: dict, size: int) -> tuple[list[int], list[list[float]], dict]:
     """Feature-map scales, base anchor shapes and the backbone's stride settings at input `size`."""
     q = fp["boxes"]["relative_size_quantiles"]
     small = (q["10"] or 0.05) * size
     large = (fp["boxes"]["relative_max_side_p95"] or 0.3) * size
-    first = _first_stride(small, fp["ndim"])
+    first = int(np.clip(2 ** math.floor(math.log2(max(small / 2, 1))), 2, 8))
     top_of_first = small * 2 ** (2 / 3)
     levels = int(np.clip(math.ceil(math.log2(max(large / top_of_first, 1))) + 1, 2, MAX_LEVELS))
     start = {2: 1, 4: 1, 8: 2}[first]
