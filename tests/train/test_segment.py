@@ -72,6 +72,40 @@ def test_bundle_history_and_learning(trained2d):
     assert json.loads((model / "labels.json").read_text()) == ["background", "disc", "bar"]
     plan = json.loads((model / "plan.json").read_text())
     assert "largest_component" in plan["postprocess"]
+    mirroring = card["validation"]["mirroring"]  # kept only where it raised validation Dice
+    assert plan["inference"]["mirror_axes"] == mirroring["axes"] and mirroring["axes"] in ([], [0, 1])
+    assert bool(mirroring["axes"]) == (mirroring["mean_dice_with"] > mirroring["mean_dice_without"] + 1e-3)
+
+
+def test_mirroring_is_kept_only_where_it_raises_validation_dice():
+    import torch
+
+    from medsight.train.segment import _choose_mirroring
+
+    class Spiked(torch.nn.Module):  # the bright square, plus a false positive at a fixed pixel
+        def forward(self, x):
+            score = x[:, :1] - 0.5
+            score[..., 2, 3] += 1
+            return torch.cat([-score, score], dim=1)
+
+    image = np.zeros((1, 24, 24), np.float32)
+    image[0, 8:16, 8:16] = 1
+    truth = (image[0] > 0).astype(np.uint8)
+    plan = {
+        "patch_size": [24, 24],
+        "preprocess": {"ndim": 2},
+        "augmentation": {"flip_axes": None},
+        "inference": {"overlap": 0.5, "batch_size": 1, "mirror_axes": [], "precision": "float32"},
+    }
+    # Mirrored, the spike lands elsewhere in three of the four flips and is averaged away: kept.
+    predicted, axes, without, with_ = _choose_mirroring(Spiked(), [image], [truth], plan, "cpu", 1)
+    assert axes == [0, 1] and with_ == 1.0 > without
+    np.testing.assert_array_equal(predicted[0], truth)
+    # Against a reference that holds the spike, the plain prediction is right: not kept.
+    spiked = truth.copy()
+    spiked[2, 3] = 1
+    _, axes, without, with_ = _choose_mirroring(Spiked(), [image], [spiked], plan, "cpu", 1)
+    assert axes == [] and without == 1.0 > with_
 
 
 def test_bad_label_maps_fail_before_training(tmp_path):

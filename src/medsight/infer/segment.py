@@ -49,14 +49,11 @@ class Segmenter:
         return {i: name for i, name in enumerate(self.bundle.labels) if i > 0}
 
     def _window(self, array: np.ndarray, output: str, mirror: bool | None) -> np.ndarray:
+        from medsight.tasks.segment.plan import mirror_axes
         from medsight.tasks.segment.sliding_window import predict_with_plan
 
         plan = self.bundle.plan
-        # Test-time mirroring only along the axes training mirrored (not left-right for a
-        # model of lateralised classes).
-        trained = plan["augmentation"].get("flip_axes")
-        mirrored = list(range(array.ndim - 1)) if trained is None else trained
-        axes = None if mirror is None else mirrored if mirror else []
+        axes = None if mirror is None else mirror_axes(plan) if mirror else []
         return predict_with_plan(self.model, array, plan, device=self.device, mirror_axes=axes, output=output)
 
     def predict(
