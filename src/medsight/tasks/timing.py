@@ -24,9 +24,12 @@ def seconds_per_step(
     network `network` builds, on batch `x`, `y` already on `device`.
 
     The first of `steps` steps warms up allocators and kernels; the fastest of the others is
-    returned, since other work on the machine only ever adds time. A warm-up step over 3x
-    `limit` seconds is answer enough (returned as is). `precision` is the training's
-    (`models.precision.resolve_precision`); float16 is timed without its loss scaling.
+    returned, since other work on the machine only ever adds time. One step after the warm-up
+    is not enough: in the planner's process, DRIVE's first candidate timed 0.83 s on its second
+    step alone, 0.40 s as the faster of its second and third (training ran at 0.48 s a step,
+    data included). A warm-up step over 3x `limit` seconds is answer enough (returned as is).
+    `precision` is the training's (`models.precision.resolve_precision`); float16 is timed
+    without its loss scaling.
     """
     import torch
 

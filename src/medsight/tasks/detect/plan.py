@@ -214,7 +214,7 @@ def _seconds_per_step(plan: dict, batch: int, device: str, limit: float) -> floa
         return state["fn"](head, targets)
 
     return seconds_per_step(
-        plan["network"], x, y, loss_fn, device=device, steps=2, limit=limit, precision=plan["precision"]
+        plan["network"], x, y, loss_fn, device=device, limit=limit, precision=plan["precision"]
     )
 
 

@@ -201,7 +201,7 @@ def _seconds_per_step(network: dict, patch: list[int], batch: int, device: str, 
     x = torch.randn(batch, network["in_channels"], *patch, device=device)
     y = torch.randint(0, network["num_classes"], (batch, 1, *patch), device=device)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    return seconds_per_step(network, x, y, loss_fn, device=device, steps=2, limit=limit, precision=PRECISION)
+    return seconds_per_step(network, x, y, loss_fn, device=device, limit=limit, precision=PRECISION)
 
 
 def flip_axes(classes: list[str], ndim: int) -> list[int] | None:
