@@ -39,7 +39,9 @@ DATASETS = {
     "tbx11k": (2, {}, "three real radiographs, trained and scored on the same images: a smoke test"),
 }
 TBX11K = "TBX11K_train.json"  # COCO boxes of the three example images
-PATIENTS = {"chest": 240, "ct": 60}  # phantom cohort sizes (--patients scales them for quick runs)
+# Phantom cohort sizes (--patients sets them for quick runs). Chest 720: at 240 the 28 test
+# nodules gave an interval +-0.15 wide and validation (36 films) read 0.68 where test read 0.43.
+PATIENTS = {"chest": 720, "ct": 60}
 
 
 def _manifest(name: str, work: Path, seed: int, patients: int | None):
@@ -140,7 +142,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--budget", type=float, help="minutes per training (default: per dataset)")
     parser.add_argument("--seed", type=int, default=0, help="training seed and phantom cohort/split seed")
-    parser.add_argument("--patients", type=int, help="phantom cohort size (default: chest 240, ct 60)")
+    parser.add_argument("--patients", type=int, help="phantom cohort size (default: chest 720, ct 60)")
     parser.add_argument("--work", type=Path, help="keep models here (default: a temporary folder)")
     parser.add_argument(
         "--override", action="append", default=[], metavar="KEY=VALUE", help="plan override (repeatable)"
