@@ -15,6 +15,7 @@ FAST2D = [
     "network.filters=[8,16,32]",
     "network.kernels=[[3,3],[3,3],[3,3]]",
     "network.strides=[[1,1],[2,2],[2,2]]",
+    "network.deep_supervision=1",  # trains with an extra output; predicts with one
     "patch_size=[32,32]",
     "batch_size=4",
     "steps_per_epoch=10",

@@ -102,9 +102,15 @@ def dynunet(
     kernels: list[list[int]],
     strides: list[list[int]],
     filters: list[int],
+    deep_supervision: int = 0,
 ):
     """MONAI's DynUNet, the nnU-Net architecture: one level per entry of `kernels`/`strides`
-    (the first stride is 1), instance norm and leaky ReLU as nnU-Net uses them."""
+    (the first stride is 1), instance norm and leaky ReLU as nnU-Net uses them.
+
+    `deep_supervision` extra outputs from the decoder's coarser levels: in training mode the
+    network then returns them stacked after the full-resolution one, ``(B, 1 + n, C, ...)``,
+    each upsampled to the output's size; in eval mode the full-resolution output alone.
+    """
     from monai.networks.nets import DynUNet
 
     return DynUNet(
@@ -117,6 +123,8 @@ def dynunet(
         filters=filters,
         norm_name=("instance", {"affine": True}),
         act_name=("leakyrelu", {"inplace": True, "negative_slope": 0.01}),
+        deep_supervision=deep_supervision > 0,
+        deep_supr_num=max(deep_supervision, 1),
     )
 
 

@@ -18,6 +18,7 @@ from medsight.data import Manifest, load_dataset
 from medsight.errors import FormatError, MedsightError
 from medsight.models.bundle import save_bundle, write_json
 from medsight.tasks.overrides import apply_overrides
+from medsight.tasks.segment.loss import segmentation_loss
 from medsight.tasks.segment.plan import fingerprint, make_plan, mirror_axes
 from medsight.tasks.segment.postprocess import choose_postprocessing, dice_per_class
 from medsight.tasks.segment.preprocess import check_label_map, normalize, to_plan_grid
@@ -124,7 +125,6 @@ def train_segmenter(
     """Train a segmentation model and bundle it in `out_dir`; returns the model card."""
     start = time.perf_counter()
     import torch
-    from monai.losses import DiceCELoss
 
     from medsight.data.augment import default_augmentation
     from medsight.data.splits import ensure_validation
@@ -172,7 +172,6 @@ def train_segmenter(
     x_val, y_val = _prepare(val_images, val_masks, pre)
     picked = np.random.default_rng(seed).permutation(len(x_val))[: plan["validation"]["max_cases"]]
     dev = torch.device(plan["device"])
-    dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
 
     def validate(model, resize) -> dict:
         overlap = plan["validation"]["overlap"]
@@ -204,7 +203,7 @@ def train_segmenter(
     result = fit(
         model,
         batches=batches,
-        loss_fn=dice_ce,
+        loss_fn=segmentation_loss(plan["network"]),
         validate=validate,
         plan=plan,
         out_dir=out_dir,

@@ -30,6 +30,7 @@ import re
 import numpy as np
 
 from medsight.tasks.modality import modality_of
+from medsight.tasks.segment.loss import deep_supervision_heads, segmentation_loss
 
 __all__ = ["fingerprint", "flip_axes", "make_plan", "mirror_axes", "topology"]
 
@@ -188,19 +189,19 @@ def _network(fp: dict, patch: list[int], spacing: list[float], base: int) -> dic
         "kernels": kernels,
         "strides": strides,
         "filters": [min(base * 2**i, base * 10) for i in range(len(strides))],
+        "deep_supervision": deep_supervision_heads(strides),
     }
 
 
 def _seconds_per_step(network: dict, patch: list[int], batch: int, device: str, limit: float) -> float:
     """Measured time of one training step (forward, Dice + CE, backward, update)."""
     import torch
-    from monai.losses import DiceCELoss
 
     from medsight.tasks.timing import seconds_per_step
 
     x = torch.randn(batch, network["in_channels"], *patch, device=device)
     y = torch.randint(0, network["num_classes"], (batch, 1, *patch), device=device)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    loss_fn = segmentation_loss(network)
     return seconds_per_step(network, x, y, loss_fn, device=device, limit=limit, precision=PRECISION)
 
 
