@@ -29,9 +29,7 @@ def segmentation_loss(network: dict) -> Callable:
     weights = [0.5**k for k in range(heads + 1)]
     weights = [w / sum(weights) for w in weights]
 
-    def loss(output, target):
-        if output.dim() == target.dim():  # eval mode: the full-resolution output only
-            return dice_ce(output, target)
+    def loss(output, target):  # training mode only: eval mode returns one output, and no loss
         return sum(w * dice_ce(output[:, k], target) for k, w in enumerate(weights))
 
     return loss
