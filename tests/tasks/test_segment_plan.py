@@ -108,3 +108,15 @@ def test_lateralised_classes_are_not_mirrored_left_right():
     lateral = {"preprocess": {"ndim": 3}, "augmentation": {"flip_axes": [1, 2]}}
     assert mirror_axes(lateral) == [1, 2]  # test-time mirroring follows training's
     assert mirror_axes({"preprocess": {"ndim": 2}, "augmentation": {"flip_axes": None}}) == [0, 1]
+
+
+def test_validation_cases_scale_with_the_windows_a_case_needs():
+    from medsight.tasks.segment.plan import validation_cases
+
+    fp = {**_fp_2d({}), "n": {"train": 700, "val": 176}}
+    # one 192x160 window per 600x520 image coarsened 3.4x: a tenth of 50 steps of 8, thrice
+    assert validation_cases(fp, [3.4, 3.4], [192, 160], 8, 50) == 120
+    # the same images at full resolution need 4x4 windows each: down to the 2D floor
+    assert validation_cases(fp, [1.0, 1.0], [192, 160], 8, 50) == 16
+    # never more than the validation split holds
+    assert validation_cases({**fp, "n": {"train": 40, "val": 10}}, [3.4, 3.4], [192, 160], 8, 50) == 10
