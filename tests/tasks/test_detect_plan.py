@@ -81,7 +81,7 @@ def test_large_findings_get_the_stronger_network_at_a_smaller_input(monkeypatch)
         return cost * np.prod(plan["preprocess"]["size"]) / 512**2
 
     monkeypatch.setattr(module, "_seconds_per_step", seconds)
-    large = make_plan(_fp((576, 512), [(150, 140), (90, 100)]), budget_min=20)
+    large = make_plan(_fp((576, 512), [(150, 140), (90, 100)]), budget_min=30)
     timed = [(t["depth"], t["size"]) for t in large["planning"]["candidates_timed"]]
     assert timed[:2] == [(18, 512), (18, 384)]  # the strong network first, its inputs largest first
     assert large["network"]["depth"] == 18 and max(large["preprocess"]["size"]) == 384
@@ -111,3 +111,18 @@ def test_a_ct_without_modality_tag_is_clipped_to_its_findings_range():
     assert 0 < lo < 70 and 100 < hi < 200  # soft tissue, not -1024..bone
     fp["modality"] = None
     assert make_plan(fp, budget_min=5, measure=False)["preprocess"]["normalize"]["kind"] == "zscore"
+
+
+def test_epochs_stretch_so_validation_stays_a_small_share():
+    from medsight.tasks.detect.plan import MIN_VALIDATIONS, epoch_steps
+
+    fp = _fp((256, 256), [(6, 6), (9, 9)], n_images=500)
+    plan = make_plan(fp, budget_min=30, measure=False)
+    assert plan["training_patch"]["size"] == [128, 128] and plan["batch_size"] == 16
+    # a pass over 500 films is 31 steps; 108 whole films to validate weigh 9 steps: 90 steps
+    fp["n"] = {"train": 500, "val": 108}
+    assert epoch_steps(fp, plan, 5000) == 90
+    # ... unless that leaves fewer than MIN_VALIDATIONS epochs in the budget
+    assert epoch_steps(fp, plan, 1400) == 1400 // MIN_VALIDATIONS
+    # never under one pass over the training films
+    assert epoch_steps(fp, plan, 100) == 31

@@ -21,8 +21,13 @@ Rules (sizes in voxels of the planned input, whose longest side is ``S``):
   would do; three octave steps keep the IoU of small boxes with their anchors high;
 - network and input size: candidates timed for one training step on the device, the most
   capable network first, each from the largest input size down; the first that allows
-  `MIN_EPOCHS` epochs within the budget is chosen (Kvasir's polyps in 30 min: ResNet-10 at
-  512 px test AP50 0.65, ResNet-18 at 256 px 0.74; docs/benchmarks.md);
+  `MIN_STEPS` training steps within the budget is chosen (Kvasir's polyps in 30 min: ResNet-10
+  at 512 px test AP50 0.65, ResNet-18 at 256 px 0.74; docs/benchmarks.md). Steps, not epochs:
+  a larger cohort has longer epochs, not a need for a weaker network;
+- epoch length: at least one pass over the training images, and long enough that validating
+  every val image (a forward pass of the whole input, about a third of a training sample's
+  cost) stays near `VALIDATION_SHARE` of the epoch, but short enough for `MIN_VALIDATIONS`
+  validations within the budget (model selection needs a curve, not three points);
 - training patch: when the 95th-percentile box's longest side is at most `PATCH_BOX_SHARE`
   of the input's shortest side, training runs on patches of half the input's side (a quarter
   of its pixels, an eighth of its voxels), half of each batch holding a whole box
@@ -45,9 +50,13 @@ __all__ = ["box_values", "fingerprint", "make_plan"]
 
 MIN_BOX = 6.0  # voxels: the 10th-percentile box must keep at least this size at the planned input
 MAX_SIZE = {2: 512, 3: 128}
-MIN_EPOCHS = 30
+# What 30 epochs of the chest phantom's 504 films asked; its validation FROC still rose there.
+MIN_STEPS = 900
 MAX_EPOCHS = 300
 MIN_STEPS_PER_EPOCH = 20  # small datasets: epochs of fresh shuffles, so validation stays a small share
+# Validation scored every val film each epoch: 40% of a 31-step chest epoch (108 films).
+VALIDATION_SHARE = 0.1
+MIN_VALIDATIONS = 20
 MAX_LEVELS = 5
 MIN_STAGES = 3  # the backbone's last stage is at least this deep, whatever the box sizes need
 PATCH_BOX_SHARE = 1 / 8  # findings this small (p95 longest side / input side) train on half-side patches
@@ -225,8 +234,7 @@ def make_plan(
     ndim = fp["ndim"]
     n_train = max(1, fp["n"]["train"])
     batch = int(max(2, min(16 if ndim == 2 else 2, n_train // 4 or 2)))
-    budget_s = budget_min * 60 * 0.85  # validation passes and saving
-    steps_per_epoch = max(n_train // batch, MIN_STEPS_PER_EPOCH)
+    budget_s = budget_min * 60 * 0.85  # the final validation and saving
     networks = [
         {"depth": 18, "width": 0.5, "fpn": 128},
         {"depth": 10, "width": 0.25, "fpn": 64},
@@ -236,22 +244,37 @@ def make_plan(
     # (whose boxes stay well above MIN_BOX at half size) get a stronger network at a smaller
     # input rather than the weakest network at full size. Small findings have one size only.
     options = [{"size": s, **net} for net in networks for s in _sizes(fp)]
-    chosen, epochs, timings = None, 1, []
+    chosen, steps, timings = None, 1, []
+    # A step slower than MIN_STEPS allows is not timed further: that candidate is out.
+    limit = budget_s / (MIN_STEPS * (1 + VALIDATION_SHARE))
     for option in options if measure else options[-1:]:
         plan = _assemble(fp, option, batch, seed, device, budget_min)
-        # A step over 3x what MIN_EPOCHS allows is not timed further: that candidate is out.
-        limit = budget_s / (MIN_EPOCHS * steps_per_epoch * 1.2)
         sec = _seconds_per_step(plan, batch, device, limit) if measure else 1e-3
-        fit_epochs = budget_s / (sec * steps_per_epoch * 1.2)  # +20% for validation
-        timings.append({**option, "s_per_step": round(sec, 4), "epochs_in_budget": round(fit_epochs, 1)})
-        chosen, epochs = plan, fit_epochs
-        if fit_epochs >= MIN_EPOCHS:
+        fit_steps = budget_s / (sec * (1 + VALIDATION_SHARE))
+        timings.append({**option, "s_per_step": round(sec, 4), "steps_in_budget": int(fit_steps)})
+        chosen, steps = plan, fit_steps
+        if fit_steps >= MIN_STEPS:
             break
-    epochs = int(np.clip(epochs, 1, MAX_EPOCHS))
+    steps_per_epoch = epoch_steps(fp, chosen, steps)
+    epochs = int(np.clip(steps / steps_per_epoch, 1, MAX_EPOCHS))
     chosen["epochs"] = epochs
     chosen["steps_per_epoch"] = steps_per_epoch
     chosen["planning"] = {"candidates_timed": timings, "epochs_estimated": epochs, "fingerprint": fp}
     return chosen
+
+
+def epoch_steps(fp: dict, plan: dict, steps: float) -> int:
+    """Steps per epoch for `plan`, when `steps` fit the budget: a pass over the training images
+    at least; longer, while validation would exceed `VALIDATION_SHARE` of an epoch, up to
+    `MIN_VALIDATIONS` epochs in the budget."""
+    batch = plan["batch_size"]
+    size = plan["preprocess"]["size"]
+    trained = (plan["training_patch"] or {}).get("size") or size
+    # Validating an image: one forward pass of the whole input, a third of training it.
+    validation = fp["n"].get("val", 0) * math.prod(size) / (3 * batch * math.prod(trained))
+    one_pass = max(fp["n"]["train"] // batch, MIN_STEPS_PER_EPOCH)
+    wanted = math.ceil(validation / VALIDATION_SHARE)
+    return int(max(one_pass, min(wanted, steps // MIN_VALIDATIONS)))
 
 
 def _assemble(fp: dict, option: dict, batch: int, seed: int, device: str, budget_min: float) -> dict:
