@@ -90,6 +90,44 @@ def test_training_learns_and_writes_a_bundle(trained):
     assert card["validation"]["ap50"] > 0.8  # a broken pipeline (boxes, anchors, targets) fails this
 
 
+def test_bfloat16_prediction_keeps_the_float32_boxes(trained):
+    """Plans predict under autocast; the head maps go back to float32 before MONAI decodes them
+    (it decodes in the maps' type: bfloat16 would round corners to 1/8 px here, 2 px near 256)."""
+    import torch
+
+    from medsight.infer.detect import Detector
+    from medsight.tasks.detect.boxes import box_iou
+    from medsight.tasks.detect.detector import detect
+    from medsight.tasks.detect.metrics import DetectionSet
+    from medsight.tasks.detect.preprocess import normalize, prepare
+
+    root, data, _ = trained
+    model = Detector.load(root / "model")
+    pre = model.bundle.plan["preprocess"]
+    assert model.bundle.plan["inference"]["precision"] == "auto"
+    manifest = read_manifest(data)
+    samples = [s for s in manifest if s.split != "train"]
+    x = normalize(
+        torch.from_numpy(np.stack([prepare(manifest.load_image(s), pre)[0] for s in samples])),
+        pre["normalize"],
+    )
+    refs = [{"boxes": [b["box"] for b in s.boxes], "labels": ["spot"] * len(s.boxes)} for s in samples]
+    full, half = detect(model.detector, x, "float32"), detect(model.detector, x, "bfloat16")
+    corners = np.concatenate([f["boxes"].ravel() for f in half])
+    assert (np.abs(corners * 8 - np.round(corners * 8)) > 1e-3).mean() > 0.5  # not rounded to 1/8 px
+    for one, other in zip(full, half):
+        confident = one["boxes"][one["scores"] >= 0.5]
+        if len(confident):
+            assert box_iou(confident, other["boxes"]).max(axis=1).min() >= 0.7
+    ap50 = {
+        name: DetectionSet(
+            [{**f, "labels": ["spot"] * len(f["scores"])} for f in found], refs, classes=["spot"]
+        ).metrics()["ap50"]
+        for name, found in (("float32", full), ("bfloat16", half))
+    }
+    assert ap50["float32"] > 0.8 and abs(ap50["bfloat16"] - ap50["float32"]) <= 0.05
+
+
 def test_training_on_patches_learns_to_find_on_whole_images(tmp_path):
     """Small spots on 128-pixel images: the plan trains on 64-pixel patches, validation runs whole."""
     from medsight.train.detect import train_detector

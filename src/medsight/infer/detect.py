@@ -59,13 +59,13 @@ class Detector:
         """``{"boxes": (N, 2d) voxels of `image`, "scores": (N,), "labels": [names]}``, best first."""
         import torch
 
-        from medsight.tasks.detect.detector import detect
+        from medsight.tasks.detect.detector import detect, inference_precision
 
         pre = self.bundle.plan["preprocess"]
         image = as_planar(image)
         array, scale = prepare(image, pre)
         x = normalize(torch.from_numpy(array)[None].to(self.device), pre["normalize"])
-        found = detect(self.detector, x)[0]
+        found = detect(self.detector, x, inference_precision(self.bundle.plan, self.device))[0]
         order = np.argsort(-found["scores"], kind="stable")
         boxes = boxes_to_image(found["boxes"][order], scale, image.spatial_shape)
         return {

@@ -134,7 +134,13 @@ def train_detector(
 
     from medsight.data.augment import default_augmentation
     from medsight.data.splits import ensure_validation
-    from medsight.tasks.detect.detector import detect, detection_loss, encode_targets, make_detector
+    from medsight.tasks.detect.detector import (
+        detect,
+        detection_loss,
+        encode_targets,
+        inference_precision,
+        make_detector,
+    )
     from medsight.tasks.detect.metrics import DetectionSet
     from medsight.train.loop import TensorBatches, fit, load_best, seeded_model, use_device
     from medsight.train.patches import BoxPatchBatches
@@ -211,11 +217,13 @@ def train_detector(
         )
     loss_fn = detection_loss(detector, batches.input_size, cls_weight=plan["loss"]["cls_weight"])
 
+    precision = inference_precision(plan, dev)
+
     def predict_val(batch: int = 16) -> list[dict]:
         found = []
         for i in range(0, len(x_val_t), batch):
             x = normalize(x_val_t[i : i + batch].to(dev), pre["normalize"])
-            found += detect(detector, x)
+            found += detect(detector, x, precision)
         return [{**f, "labels": [classes[k] for k in f["labels"]]} for f in found]
 
     hit = plan.get("validation", {}).get("froc_hit", "centre")

@@ -17,7 +17,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["decode_targets", "detect", "detection_loss", "encode_targets", "make_detector"]
+__all__ = [
+    "decode_targets",
+    "detect",
+    "detection_loss",
+    "encode_targets",
+    "inference_precision",
+    "make_detector",
+]
 
 
 @functools.cache
@@ -119,13 +126,8 @@ def detection_loss(detector, input_size: Sequence[int], *, cls_weight: float = 1
     size = tuple(int(s) for s in input_size)
 
     def loss_fn(head_outputs, targets):
-        # float32 whatever the network ran in: focal loss and box regression need its range
-        head = {key: [v.float() for v in value] for key, value in head_outputs.items()}
         stand_in = torch.empty((len(targets), 1, *size), device="meta")
-        detector.generate_anchors(stand_in, head)
-        locations = [x.shape[2:].numel() for x in head[detector.cls_key]]
-        for key in (detector.cls_key, detector.box_reg_key):
-            head[key] = detector._reshape_maps(head[key])  # MONAI's own flattening of the level maps
+        head, locations = _flat_heads(detector, head_outputs, stand_in)
         losses = detector.compute_loss(head, decode_targets(targets), detector.anchors, locations)
         return cls_weight * losses[detector.cls_key] + losses[detector.box_reg_key].to(
             losses[detector.cls_key].device
@@ -134,13 +136,32 @@ def detection_loss(detector, input_size: Sequence[int], *, cls_weight: float = 1
     return loss_fn
 
 
-def detect(detector, inputs) -> list[dict]:
-    """Detections of a batch ``(B, C, *size)`` as numpy: per image ``boxes``, ``scores``, ``labels`` (int)."""
+def inference_precision(plan: dict, device) -> str:
+    """The plan's arithmetic for prediction (``inference.precision``); plans without it keep
+    float32, the arithmetic they were validated in."""
+    from medsight.models.precision import resolve_precision
+
+    return resolve_precision(plan.get("inference", {}).get("precision", "float32"), device)
+
+
+def detect(detector, inputs, precision: str = "float32") -> list[dict]:
+    """Detections of a batch ``(B, C, *size)`` as numpy: per image ``boxes``, ``scores``, ``labels`` (int).
+
+    MONAI's eval path with the network alone under `precision` (resolved, `models.precision`):
+    the head maps are float32 before decoding, since MONAI decodes boxes in the maps' type
+    (bfloat16 would round a corner near 256 px to 2 px)."""
     import torch
+    from monai.apps.detection.utils.detector_utils import preprocess_images
+
+    from medsight.models.precision import autocast
 
     detector.eval()
     with torch.no_grad():
-        found = detector(inputs)
+        images, image_sizes = preprocess_images(inputs, detector.spatial_dims, detector.size_divisible)
+        with autocast(inputs.device, precision):
+            head = detector.network(images)
+        head, locations = _flat_heads(detector, head, images)
+        found = detector.postprocess_detections(head, detector.anchors, image_sizes, locations)
     return [
         {
             "boxes": d[detector.target_box_key].float().cpu().numpy().astype(np.float64),
@@ -149,3 +170,15 @@ def detect(detector, inputs) -> list[dict]:
         }
         for d in found
     ]
+
+
+def _flat_heads(detector, head_outputs: dict, images) -> tuple[dict, list[int]]:
+    """The network's head maps in float32 (focal loss, box regression and box decoding need its
+    range), flattened as MONAI's detector does, with the anchors for `images` generated; also
+    the anchor locations per level."""
+    head = {key: [v.float() for v in value] for key, value in head_outputs.items()}
+    detector.generate_anchors(images, head)
+    locations = [x.shape[2:].numel() for x in head[detector.cls_key]]
+    for key in (detector.cls_key, detector.box_reg_key):
+        head[key] = detector._reshape_maps(head[key])  # MONAI's own flattening of the level maps
+    return head, locations
