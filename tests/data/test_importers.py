@@ -84,3 +84,16 @@ def test_cli_import_describe_split(tmp_path):
     assert summary["images"]["shapes"] == {"6x5": 20}
     bad = subprocess.run([*run, "describe", str(tmp_path / "nothing")], capture_output=True, text=True)
     assert bad.returncode == 1 and "no such dataset" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_folder_with_a_manifest_is_read_through_it(tmp_path):
+    from medsight.data import Manifest, Sample, write_manifest
+
+    png(tmp_path / "d" / "images" / "a.png")
+    png(tmp_path / "d" / "masks" / "a.png", 1)
+    boxes = [{"box": [1.0, 1.0, 3.0, 3.0], "label": "nodule"}]
+    samples = [Sample("images/a.png", mask="masks/a.png", boxes=boxes, split="val")]
+    write_manifest(Manifest(samples, root=tmp_path / "d", name="d"), tmp_path / "d" / "manifest.json")
+    m = load_dataset(tmp_path / "d")  # the folder alone reads as images + masks, without boxes
+    assert m.samples[0].boxes == boxes and m.samples[0].split == "val"
+    assert load_dataset(tmp_path / "d", layout="images-masks").samples[0].boxes is None
