@@ -54,7 +54,7 @@ MAX_SIZE = {2: 512, 3: 128}
 MIN_STEPS = 900
 MAX_EPOCHS = 300
 MIN_STEPS_PER_EPOCH = 20  # small datasets: epochs of fresh shuffles, so validation stays a small share
-# Validation scored every val film each epoch: 40% of a 31-step chest epoch (108 films).
+# Validation scores every val film each epoch: it was two thirds of a 31-step chest epoch (108 films).
 VALIDATION_SHARE = 0.1
 MIN_VALIDATIONS = 20
 MAX_LEVELS = 5
@@ -332,7 +332,7 @@ def _assemble(fp: dict, option: dict, batch: int, seed: int, device: str, budget
             "nms_thresh": 0.3 if ndim == 2 else 0.22,
             "detections_per_img": 100,
         },
-        # Prediction (validation too) under the same autocast: 2x the films per second on this
+        # Prediction (validation too) under the same autocast: 1.4x the films per second on this
         # CPU; boxes are decoded and selected in float32 (`detector.detect`).
         "inference": {"precision": "auto"},
         "training_patch": patch,
