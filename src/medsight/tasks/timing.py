@@ -5,7 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-__all__ = ["seconds_per_step"]
+__all__ = ["FORWARDS_PER_TRAINING", "VALIDATION_SHARE", "seconds_per_step"]
+
+# Planners size per-epoch validation to about this share of an epoch's training compute ...
+VALIDATION_SHARE = 0.1
+# ... taking training on an input (forward and backward) as three forward passes of it.
+FORWARDS_PER_TRAINING = 3
 
 
 def seconds_per_step(

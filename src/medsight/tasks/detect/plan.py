@@ -25,9 +25,9 @@ Rules (sizes in voxels of the planned input, whose longest side is ``S``):
   at 512 px test AP50 0.65, ResNet-18 at 256 px 0.74; docs/benchmarks.md). Steps, not epochs:
   a larger cohort has longer epochs, not a need for a weaker network;
 - epoch length: at least one pass over the training images, and long enough that validating
-  every val image (a forward pass of the whole input, about a third of a training sample's
-  cost) stays near `VALIDATION_SHARE` of the epoch, but short enough for `MIN_VALIDATIONS`
-  validations within the budget (model selection needs a curve, not three points);
+  every val image (a forward pass of the whole input) stays near `timing.VALIDATION_SHARE`
+  of the epoch, but short enough for `MIN_VALIDATIONS` validations within the budget (model
+  selection needs a curve, not three points);
 - training patch: when the 95th-percentile box's longest side is at most `PATCH_BOX_SHARE`
   of the input's shortest side, training runs on patches of half the input's side (a quarter
   of its pixels, an eighth of its voxels), half of each batch holding a whole box
@@ -45,6 +45,7 @@ import math
 import numpy as np
 
 from medsight.models.retinanet import size_divisible
+from medsight.tasks.timing import FORWARDS_PER_TRAINING, VALIDATION_SHARE
 
 __all__ = ["box_values", "fingerprint", "make_plan"]
 
@@ -54,8 +55,8 @@ MAX_SIZE = {2: 512, 3: 128}
 MIN_STEPS = 900
 MAX_EPOCHS = 300
 MIN_STEPS_PER_EPOCH = 20  # small datasets: epochs of fresh shuffles, so validation stays a small share
-# Validation scores every val film each epoch: it was two thirds of a 31-step chest epoch (108 films).
-VALIDATION_SHARE = 0.1
+# Validation scores every val film each epoch: it was two thirds of a 31-step chest epoch (108
+# films), hence epochs stretched to keep it near `timing.VALIDATION_SHARE`.
 MIN_VALIDATIONS = 20
 MAX_LEVELS = 5
 MIN_STAGES = 3  # the backbone's last stage is at least this deep, whatever the box sizes need
@@ -270,8 +271,10 @@ def epoch_steps(fp: dict, plan: dict, steps: float) -> int:
     batch = plan["batch_size"]
     size = plan["preprocess"]["size"]
     trained = (plan["training_patch"] or {}).get("size") or size
-    # Validating an image: one forward pass of the whole input, a third of training it.
-    validation = fp["n"].get("val", 0) * math.prod(size) / (3 * batch * math.prod(trained))
+    # Validating an image: one forward pass of the whole input; in training steps:
+    validation = (
+        fp["n"].get("val", 0) * math.prod(size) / (FORWARDS_PER_TRAINING * batch * math.prod(trained))
+    )
     one_pass = max(fp["n"]["train"] // batch, MIN_STEPS_PER_EPOCH)
     wanted = math.ceil(validation / VALIDATION_SHARE)
     return int(max(one_pass, min(wanted, steps // MIN_VALIDATIONS)))

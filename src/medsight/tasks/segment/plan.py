@@ -31,6 +31,7 @@ import numpy as np
 
 from medsight.tasks.modality import modality_of
 from medsight.tasks.segment.loss import deep_supervision_heads, segmentation_loss
+from medsight.tasks.timing import FORWARDS_PER_TRAINING, VALIDATION_SHARE
 
 __all__ = ["fingerprint", "flip_axes", "make_plan", "mirror_axes", "topology"]
 
@@ -46,10 +47,9 @@ COARSEN_FACTORS = (1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 RESAMPLING_DICE_MIN = 0.97  # label maps taken down and back up must keep this Dice to allow a factor
 RESAMPLING_CASES = 40  # label maps sampled for `resampling_dice`
 MIN_COVERAGE = 0.25  # patch / median image below which a 2D plan coarsens its spacing
-# Per-epoch validation: as many cases as keep its forward passes near this share of an epoch's
-# training (where the best epoch, mirroring and post-processing are chosen: 16 Kvasir images
-# scored 0.88 for a model that scored 0.78 on the test split).
-VALIDATION_SHARE = 0.1
+# Per-epoch validation: as many cases as keep it near `timing.VALIDATION_SHARE` of an epoch
+# (where the best epoch, mirroring and post-processing are chosen: 16 Kvasir images scored
+# 0.88 for a model that scored 0.78 on the test split).
 VALIDATION_OVERLAP = 0.25  # windows overlap less than at inference (cheaper)
 MIN_VALIDATION_CASES = {2: 16, 3: 4}
 # A class of one side: "hippocampus_left", "Right lung", "kidney_l", "L5" is not (no separator).
@@ -259,13 +259,15 @@ def _choose(fp: dict, spacing: list[float], budget_s: float, batch: int, device:
     return chosen, steps, timings
 
 
-def validation_cases(fp: dict, spacing: list[float], patch: list[int], batch: int, steps: int) -> int:
-    """Cases validated each epoch: `VALIDATION_SHARE` of an epoch's training compute, taking a
-    window's forward pass as a third of a training sample's forward and backward."""
+def validation_cases(
+    fp: dict, spacing: list[float], patch: list[int], batch: int, steps_per_epoch: int
+) -> int:
+    """Cases validated each epoch: their windows' forward passes cost `VALIDATION_SHARE` of the
+    epoch's training."""
     size = np.array(fp["median_size"]) * np.array(fp["median_spacing"]) / np.array(spacing)
     stride = np.array(patch) * (1 - VALIDATION_OVERLAP)
     windows = np.prod(np.maximum(np.ceil((size - np.array(patch)) / stride), 0) + 1)
-    cases = int(VALIDATION_SHARE * 3 * steps * batch / windows)
+    cases = int(VALIDATION_SHARE * FORWARDS_PER_TRAINING * steps_per_epoch * batch / windows)
     return min(max(cases, MIN_VALIDATION_CASES[fp["ndim"]]), max(fp["n"]["val"], 1))
 
 
