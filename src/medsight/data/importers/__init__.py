@@ -93,11 +93,11 @@ def load_dataset(path: str | Path, *, layout: str = "auto") -> Manifest:
     path = Path(path)
     if not path.exists():
         raise NotFoundError("no such dataset file or folder", path=path)
-    if layout == "auto" and (path / "manifest.json").is_file():
-        # A folder MedSight wrote (`dataset import`, `synth`): its manifest carries the splits,
-        # boxes and classes that the folder's layout alone would lose.
-        path = path / "manifest.json"
     if layout == "auto":
+        if (path / "manifest.json").is_file():
+            # A folder MedSight wrote (`dataset import`, `synth`): its manifest carries the
+            # splits, boxes and classes that the folder's layout alone would lose.
+            path = path / "manifest.json"
         layout = detect_layout(path)
     if layout not in IMPORTERS:
         raise FormatError(f"unknown layout {layout!r}", hint=f"Choose one of: {', '.join(IMPORTERS)}")
