@@ -68,6 +68,34 @@ def test_nodules_lie_in_their_boxes_and_are_visible(seed):
     assert np.array_equal(covered, nodules)  # no nodule pixel outside every box
 
 
+def test_nodules_are_placed_where_a_reader_would_see_them():
+    # Checked on the film itself with scipy's filters, beside the generator's own measure:
+    # the nodule film minus the same patient's normal film (same anatomy, pose and noise),
+    # band-passed at the nodule's scale, against the band-passed clutter around it.
+    from scipy.ndimage import gaussian_filter
+
+    ratios, recorded = [], []
+    for seed in range(12):
+        case, normal = chest_xray(label="nodule", seed=seed), chest_xray(label="normal", seed=seed)
+        film, plain = (c.image.array[0].astype(float) for c in (case, normal))
+        for truth in case.truth["nodules"]:
+            radius = truth["diameter_mm"] / 2 / 3.0  # pixels of 3 mm
+
+            def band(a, radius=radius):
+                return gaussian_filter(a, radius / 2, mode="reflect") - gaussian_filter(
+                    a, 2 * radius, mode="reflect"
+                )
+
+            ii, jj = np.ogrid[: film.shape[0], : film.shape[1]]
+            d = np.hypot(ii - truth["centre_index"][0], jj - truth["centre_index"][1])
+            signal = (band(film) - band(plain))[d <= max(0.5 * radius, 1)].mean()
+            ratios.append(signal / band(plain)[d <= 3 * radius].std())
+            recorded.append(truth["conspicuity"])
+    # Several nodules on one film add their signals; the measure is per nodule.
+    assert np.median(ratios) > 1.0 and np.mean(np.array(ratios) > 0.5) > 0.9
+    assert np.mean(np.array(recorded) >= 1.0) > 0.9
+
+
 def test_the_class_signal_is_learnable_but_not_trivial():
     # A crude feature, lung brightness relative to the heart's (given the true masks),
     # separates consolidation from normal films better than chance, yet anatomy, exposure

@@ -17,6 +17,8 @@ coordinates ``x`` (to the left), ``z`` (up) are in mm from mid-thorax.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from medsight.data.synthetic._fields import blur, smooth_noise
@@ -33,6 +35,10 @@ _MU_TISSUE = 0.02  # 1/mm: soft tissue at an effective ~60 keV
 _MU_BONE = 0.04  # 1/mm: what bone attenuates beyond the soft tissue it replaces
 _LUNG_AIR = 0.8  # fraction of aerated lung that is air
 _MAX_VALUE = 4095  # 12-bit detector
+# A nodule's band-passed signal over the clutter around it (`_conspicuity`): under 1 most
+# nodules were invisible to the eye on crops of the films; readers would not have boxed them.
+_MIN_CONSPICUITY = 1.0
+_PLACEMENT_TRIES = 12
 
 
 def chest_xray(
@@ -100,15 +106,16 @@ def chest_xray(
     if label == "consolidation":
         opacity = _consolidation(x, z, parts, disease, spacing)
         air = air * (1 - opacity)
-    elif label == "nodule":
-        nodules = _place_nodules(disease, parts, grid)
-        for nodule in nodules:
-            d2 = (across - nodule["grid_centre"][0]) ** 2 + (down - nodule["grid_centre"][1]) ** 2
-            chord = 2 * np.sqrt(np.maximum(nodule["radius"] ** 2 - d2, 0))
-            air = air - np.minimum(chord, air)  # a solid nodule replaces aerated lung
 
-    line = _MU_TISSUE * (parts["tissue"] - _LUNG_AIR * air) + _MU_BONE * parts["bone"]
-    pixels = _detector(line, visit, look, spacing)
+    def film(air):  # the same exposure and quantum noise for every rendering of this visit
+        line = _MU_TISSUE * (parts["tissue"] - _LUNG_AIR * air) + _MU_BONE * parts["bone"]
+        return _detector(line, copy.deepcopy(visit), look, spacing)
+
+    if label == "nodule":
+        nodules = _place_nodules(disease, parts, grid, film)
+        for nodule in nodules:
+            air = _with_nodule(air, nodule, across, down)
+    pixels = film(air)
 
     affine = np.zeros((4, 4))
     # RAS+: i to the patient's left (-x), j to the feet (-z), the normal posterior (-y).
@@ -132,6 +139,7 @@ def chest_xray(
                 "centre_index": [round(float(v), 2) for v in nodule["index"]],
                 "diameter_mm": round(2 * nodule["radius"], 2),
                 "area_mm2": round(float(disk.sum() * spacing**2), 2),
+                "conspicuity": round(nodule["conspicuity"], 2),
             }
         )
     for side in ("air_right", "air_left"):  # one box per consolidated lung
@@ -282,32 +290,70 @@ def _consolidation(x, z, parts, rng, spacing) -> np.ndarray:
     return np.clip(opacity, 0, 0.95)
 
 
-def _place_nodules(rng, parts, grid) -> list[dict]:
-    """1-3 spheres in aerated lung (deep enough to hold them), not touching each other."""
+def _with_nodule(air, nodule, across, down):
+    """Lung air path lengths with a solid sphere in place of aerated lung."""
+    d2 = (across - nodule["grid_centre"][0]) ** 2 + (down - nodule["grid_centre"][1]) ** 2
+    chord = 2 * np.sqrt(np.maximum(nodule["radius"] ** 2 - d2, 0))
+    return air - np.minimum(chord, air)
+
+
+def _place_nodules(rng, parts, grid, film) -> list[dict]:
+    """1-3 spheres in aerated lung (deep enough to hold them), not touching each other, where a
+    reader would see them.
+
+    Box labels on real radiographs are what readers saw on the film, so a nodule is placed
+    where its signal on the rendered film reaches `_MIN_CONSPICUITY` (see `_conspicuity`):
+    random positions are tried in turn, and if none of `_PLACEMENT_TRIES` does, the most
+    conspicuous one is kept. Count and sizes are the patient's, drawn before any position.
+    """
     count = int(rng.choice([1, 2, 3], p=[0.55, 0.3, 0.15]))
-    across, down = grid.axes()
+    radii = [float(r) for r in rng.uniform(4.0, 12.0, count)]
+    across, down = np.meshgrid(*grid.axes(), indexing="ij")
     spacing = grid.spacing[0]
+    ii, jj = np.ogrid[: across.shape[0], : across.shape[1]]
+    plain = film(parts["air"])
     nodules: list[dict] = []
-    for _ in range(count):
-        radius = float(rng.uniform(4.0, 12.0))
+    for radius in radii:
         room = parts["air"] > 2 * radius + 10
         for other in nodules:
-            ci, cj = other["index"]
-            ii, jj = np.ogrid[: room.shape[0], : room.shape[1]]
-            room &= np.hypot(ii - ci, jj - cj) * spacing > other["radius"] + radius + 6
+            room &= (
+                np.hypot(ii - other["index"][0], jj - other["index"][1]) * spacing
+                > other["radius"] + radius + 6
+            )
         candidates = np.argwhere(room)
         if not len(candidates):
             continue
-        i, j = candidates[rng.integers(len(candidates))] + rng.uniform(-0.5, 0.5, 2)
-        centre_grid = (float(grid.origin[0] + i * spacing), float(grid.origin[1] + j * spacing))
-        nodules.append(
-            {
+        tried = []
+        for _ in range(_PLACEMENT_TRIES):
+            i, j = candidates[rng.integers(len(candidates))] + rng.uniform(-0.5, 0.5, 2)
+            nodule = {
                 "radius": radius,
                 "index": (float(i), float(j)),
-                "grid_centre": centre_grid,
+                "grid_centre": (float(grid.origin[0] + i * spacing), float(grid.origin[1] + j * spacing)),
             }
-        )
+            shown = film(_with_nodule(parts["air"], nodule, across, down))
+            nodule["conspicuity"] = _conspicuity(plain, shown, nodule["index"], radius / spacing)
+            tried.append(nodule)
+            if nodule["conspicuity"] >= _MIN_CONSPICUITY:
+                break
+        nodules.append(max(tried, key=lambda n: n["conspicuity"]))
     return nodules
+
+
+def _conspicuity(plain, film, centre, radius) -> float:
+    """How far a nodule of `radius` pixels stands out: its signal (the film minus the film
+    without it) over the SD of the clutter within three radii, both band-passed at the
+    nodule's scale (a difference of Gaussians, radius / 2 and 2 radii), as a reader's eye
+    looks for a blob of that size among ribs, vessels and edges."""
+
+    def band(a):
+        return blur(a, radius / 2) - blur(a, 2 * radius)
+
+    ii, jj = np.ogrid[: plain.shape[0], : plain.shape[1]]
+    d = np.hypot(ii - centre[0], jj - centre[1])
+    background = band(plain.astype(np.float32))
+    signal = band(film.astype(np.float32)) - background
+    return float(signal[d <= 0.5 * radius].mean() / background[d <= 3 * radius].std())
 
 
 def _detector(line, rng, look, spacing) -> np.ndarray:
