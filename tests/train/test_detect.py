@@ -139,6 +139,20 @@ def test_training_on_patches_learns_to_find_on_whole_images(tmp_path):
     assert card["validation"]["ap50"] > 0.8
 
 
+def test_giou_box_loss_learns_and_unknown_box_losses_are_refused(tmp_path):
+    from medsight.errors import UnsupportedError
+    from medsight.train.detect import train_detector
+
+    data = spots(tmp_path / "data")
+    card = train_detector(
+        data, tmp_path / "model", budget_min=60, overrides=[*FAST, "loss.box=giou"], progress=False
+    )
+    assert json.loads((tmp_path / "model" / "plan.json").read_text())["loss"]["box"] == "giou"
+    assert card["validation"]["ap50"] > 0.8
+    with pytest.raises(UnsupportedError, match="box loss 'iou'"):
+        train_detector(data, tmp_path / "other", overrides=[*FAST, "loss.box=iou"], progress=False)
+
+
 def test_plan_for_phantom_chest_nodules():
     """Phantom radiograph nodules (3-9 pixels): a fine first level and anchors of their size."""
     from medsight.data.synthetic import cohort

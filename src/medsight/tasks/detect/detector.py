@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from medsight.errors import UnsupportedError
+
 __all__ = [
     "decode_targets",
     "detect",
@@ -75,6 +77,13 @@ def make_detector(network, plan: dict):
         min_neg=sampler["min_neg"],
         pool_size=sampler["pool_size"],
     )
+    box_loss = plan["loss"].get("box", "smooth_l1")  # plans written before the choice: MONAI's default
+    if box_loss == "giou":  # the overlap itself, on decoded boxes, as nnDetection trains
+        from monai.losses.giou_loss import BoxGIoULoss
+
+        detector.set_box_regression_loss(BoxGIoULoss(reduction="mean"), encode_gt=False, decode_pred=True)
+    elif box_loss != "smooth_l1":
+        raise UnsupportedError(f"box loss {box_loss!r} is not offered", hint="Use smooth_l1 or giou")
     selector = plan["box_selector"]
     detector.set_box_selector_parameters(
         score_thresh=selector["score_thresh"],

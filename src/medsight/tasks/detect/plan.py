@@ -346,7 +346,7 @@ def _assemble(fp: dict, option: dict, batch: int, seed: int, device: str, budget
         "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4},
         "schedule": {"name": "onecycle", "warmup_fraction": 0.1},
         "augmentation": {"strength": "light", "elastic": False},
-        "loss": {"cls_weight": 1.0},
+        "loss": {"cls_weight": 1.0, "box": "smooth_l1"},
         "validation": {"froc_hit": "centre"},
         "selection": {"metric": "val_ap50" if ndim == 2 else "val_froc_mean"},
         "final_validations": 1,  # the kept model is scored on validation once more for the card
