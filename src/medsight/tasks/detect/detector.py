@@ -77,7 +77,7 @@ def make_detector(network, plan: dict):
         min_neg=sampler["min_neg"],
         pool_size=sampler["pool_size"],
     )
-    box_loss = plan["loss"].get("box", "smooth_l1")  # plans written before the choice: MONAI's default
+    box_loss = plan["loss"].get("box", "smooth_l1")  # plans written before the choice kept MONAI's
     if box_loss == "giou":  # the overlap itself, on decoded boxes, as nnDetection trains
         from monai.losses.giou_loss import BoxGIoULoss
 
