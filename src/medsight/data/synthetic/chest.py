@@ -7,8 +7,8 @@ signal with scatter and quantum noise, then a processed 12-bit image (log, dynam
 compression, edge enhancement), as a DR system stores "for presentation" images.
 
 Classes: ``normal``; ``consolidation`` (patchy air-space opacity confined to one or both
-lungs, pneumonia-like); ``nodule`` (1-3 solid spheres, 8-24 mm across, anywhere in the
-lung fields, including behind ribs and the heart).
+lungs, pneumonia-like); ``nodule`` (1-3 solid spheres, 8-24 mm across, in the lung fields
+wherever they stand out enough for a reader to box them, over ribs included).
 
 Frame: ``i`` runs across the image from the patient's right to left (PA view: the
 patient's right is on the viewer's left), ``j`` from head to feet; the patient's
@@ -77,7 +77,7 @@ def chest_xray(
         ``mask``: `LABEL_NAMES` (lungs without the heart's shadow, heart, consolidation,
         nodules). ``boxes``: one per nodule (label ``nodule``) and one per consolidated
         lung (label ``consolidation``). ``truth``: ``nodules`` (centre in mm and pixels,
-        ``diameter_mm``, exact ``area_mm2`` of the mask), ``consolidation_fraction`` (of
+        ``diameter_mm``, exact ``area_mm2`` of the mask, ``conspicuity``), ``consolidation_fraction`` (of
         the lung fields), ``cardiothoracic_ratio``, ``pose``.
     """
     if label not in CLASSES:
