@@ -323,6 +323,7 @@ def _place_nodules(rng, parts, grid, film) -> list[dict]:
         candidates = np.argwhere(room)
         if not len(candidates):
             continue
+        background = _band(plain, radius / spacing)  # the same for every position tried
         tried = []
         for _ in range(_PLACEMENT_TRIES):
             i, j = candidates[rng.integers(len(candidates))] + rng.uniform(-0.5, 0.5, 2)
@@ -332,7 +333,7 @@ def _place_nodules(rng, parts, grid, film) -> list[dict]:
                 "grid_centre": (float(grid.origin[0] + i * spacing), float(grid.origin[1] + j * spacing)),
             }
             shown = film(_with_nodule(parts["air"], nodule, across, down))
-            nodule["conspicuity"] = _conspicuity(plain, shown, nodule["index"], radius / spacing)
+            nodule["conspicuity"] = _conspicuity(background, shown, nodule["index"], radius / spacing)
             tried.append(nodule)
             if nodule["conspicuity"] >= _MIN_CONSPICUITY:
                 break
@@ -340,19 +341,20 @@ def _place_nodules(rng, parts, grid, film) -> list[dict]:
     return nodules
 
 
-def _conspicuity(plain, film, centre, radius) -> float:
-    """How far a nodule of `radius` pixels stands out: its signal (the film minus the film
-    without it) over the SD of the clutter within three radii, both band-passed at the
-    nodule's scale (a difference of Gaussians, radius / 2 and 2 radii), as a reader's eye
-    looks for a blob of that size among ribs, vessels and edges."""
+def _band(film, radius) -> np.ndarray:
+    """The film band-passed at a blob's scale: a difference of Gaussians, radius / 2 and 2 radii."""
+    film = film.astype(np.float32)
+    return blur(film, radius / 2) - blur(film, 2 * radius)
 
-    def band(a):
-        return blur(a, radius / 2) - blur(a, 2 * radius)
 
-    ii, jj = np.ogrid[: plain.shape[0], : plain.shape[1]]
+def _conspicuity(background, film, centre, radius) -> float:
+    """How far a nodule of `radius` pixels stands out, as a reader's eye looks for a blob of that
+    size among ribs, vessels and edges: its signal (the film minus the film without it) over
+    the SD of the clutter within three radii, both band-passed at its scale (`_band`;
+    `background` is the band-passed film without it)."""
+    ii, jj = np.ogrid[: film.shape[0], : film.shape[1]]
     d = np.hypot(ii - centre[0], jj - centre[1])
-    background = band(plain.astype(np.float32))
-    signal = band(film.astype(np.float32)) - background
+    signal = _band(film, radius) - background
     return float(signal[d <= 0.5 * radius].mean() / background[d <= 3 * radius].std())
 
 
