@@ -88,8 +88,9 @@ def test_nodules_are_placed_where_a_reader_would_see_them():
 
             ii, jj = np.ogrid[: film.shape[0], : film.shape[1]]
             d = np.hypot(ii - truth["centre_index"][0], jj - truth["centre_index"][1])
-            signal = (band(film) - band(plain))[d <= max(0.5 * radius, 1)].mean()
-            ratios.append(signal / band(plain)[d <= 3 * radius].std())
+            background = band(plain)
+            signal = (band(film) - background)[d <= max(0.5 * radius, 1)].mean()
+            ratios.append(signal / background[d <= 3 * radius].std())
             recorded.append(truth["conspicuity"])
     # Several nodules on one film add their signals; the measure is per nodule.
     assert np.median(ratios) > 1.0 and np.mean(np.array(ratios) > 0.5) > 0.9
