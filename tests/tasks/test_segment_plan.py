@@ -103,7 +103,7 @@ def test_lateralised_classes_are_not_mirrored_left_right():
     assert flip_axes(["polyp"], 2) is None
     assert flip_axes(["L5", "liver", "cleft"], 3) is None  # no side named
 
-    from medsight.tasks.segment.plan import mirror_axes
+    from medsight.tasks.mirroring import mirror_axes
 
     lateral = {"preprocess": {"ndim": 3}, "augmentation": {"flip_axes": [1, 2]}}
     assert mirror_axes(lateral) == [1, 2]  # test-time mirroring follows training's

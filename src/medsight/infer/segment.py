@@ -49,7 +49,7 @@ class Segmenter:
         return {i: name for i, name in enumerate(self.bundle.labels) if i > 0}
 
     def _window(self, array: np.ndarray, output: str, mirror: bool | None) -> np.ndarray:
-        from medsight.tasks.segment.plan import mirror_axes
+        from medsight.tasks.mirroring import mirror_axes
         from medsight.tasks.segment.sliding_window import predict_with_plan
 
         plan = self.bundle.plan

@@ -17,9 +17,10 @@ import numpy as np
 from medsight.data import Manifest, load_dataset
 from medsight.errors import FormatError, MedsightError
 from medsight.models.bundle import save_bundle, write_json
+from medsight.tasks.mirroring import mirror_axes
 from medsight.tasks.overrides import apply_overrides
 from medsight.tasks.segment.loss import segmentation_loss
-from medsight.tasks.segment.plan import fingerprint, make_plan, mirror_axes
+from medsight.tasks.segment.plan import fingerprint, make_plan
 from medsight.tasks.segment.postprocess import choose_postprocessing, dice_per_class
 from medsight.tasks.segment.preprocess import check_label_map, normalize, to_plan_grid
 

@@ -33,7 +33,7 @@ from medsight.tasks.modality import modality_of
 from medsight.tasks.segment.loss import deep_supervision_heads, segmentation_loss
 from medsight.tasks.timing import FORWARDS_PER_TRAINING, VALIDATION_SHARE
 
-__all__ = ["fingerprint", "flip_axes", "make_plan", "mirror_axes", "topology"]
+__all__ = ["fingerprint", "flip_axes", "make_plan", "topology"]
 
 # Fewer steps than this: a smaller patch or network is a better use of the time. Kvasir-SEG in
 # 30 min: 256 x 224 patches for 1,850 steps scored test Dice 0.67, 192 x 160 for 3,650 steps 0.78.
@@ -221,13 +221,6 @@ def flip_axes(classes: list[str], ndim: int) -> list[int] | None:
     if not any(LATERAL.search(name) for name in classes):
         return None
     return list(range(1, ndim))
-
-
-def mirror_axes(plan: dict) -> list[int]:
-    """The axes test-time mirroring may flip: those training mirrored (not left-right for a model
-    of lateralised classes)."""
-    trained = plan["augmentation"].get("flip_axes")
-    return list(range(plan["preprocess"]["ndim"])) if trained is None else list(trained)
 
 
 def _choose(fp: dict, spacing: list[float], budget_s: float, batch: int, device: str, measure: bool):

@@ -16,7 +16,6 @@ volume)`` float32 and the uint8 label map.
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from medsight.errors import FormatError
 from medsight.models.precision import autocast, resolve_precision
+from medsight.tasks.mirroring import mirror_flips
 
 __all__ = ["OUTPUTS", "predict_with_plan", "sliding_window"]
 
@@ -99,11 +99,7 @@ def sliding_window(
     padded = tuple(tensor.shape[1:])
     windows = _windows(padded, patch, overlap)
     weight = _importance_map(patch, gaussian_sigma_scale, device)
-    flips = [
-        tuple(a + 2 for a in combo)
-        for n in range(len(mirror_axes) + 1)
-        for combo in itertools.combinations(sorted(mirror_axes), n)
-    ]
+    flips = [tuple(a + 2 for a in combo) for combo in mirror_flips(mirror_axes)]
 
     slab: _Slab | None = None
     done, total = 0, len(windows)
