@@ -128,6 +128,40 @@ def test_bfloat16_prediction_keeps_the_float32_boxes(trained):
     assert ap50["float32"] > 0.8 and abs(ap50["bfloat16"] - ap50["float32"]) <= 0.05
 
 
+def test_mirrored_detection_maps_boxes_back_and_is_chosen_on_validation(trained):
+    """Test-time mirroring: a mirrored image gives the mirror of the image's fused boxes (the
+    same four views, so the flips back are exact); the card records the choice on validation."""
+    import torch
+
+    from medsight.infer.detect import Detector
+    from medsight.tasks.detect.detector import detect
+    from medsight.tasks.detect.preprocess import normalize, prepare
+
+    root, data, card = trained
+    model = Detector.load(root / "model")
+    pre = model.bundle.plan["preprocess"]
+    manifest = read_manifest(data)
+    samples = [s for s in manifest if s.split == "test" and s.boxes]
+    x = normalize(
+        torch.from_numpy(np.stack([prepare(manifest.load_image(s), pre)[0] for s in samples])),
+        pre["normalize"],
+    )
+    width = x.shape[2]  # spatial axis 0: the box's first coordinate
+    plain = detect(model.detector, x, "float32", [0, 1])
+    mirrored = detect(model.detector, x.flip(2), "float32", [0, 1])
+    for one, other in zip(plain, mirrored):
+        assert len(one["scores"]) and len(one["scores"]) == len(other["scores"])
+        np.testing.assert_allclose(one["scores"], other["scores"], atol=1e-5)
+        back = other["boxes"].copy()
+        back[:, [0, 2]] = width - other["boxes"][:, [2, 0]]
+        np.testing.assert_allclose(one["boxes"], back, atol=1e-3)
+    mirroring = card["validation"]["mirroring"]
+    assert set(mirroring) == {"axes", "ap50_without", "ap50_with"}
+    kept = mirroring["ap50_with"] > mirroring["ap50_without"] + 1e-3
+    assert mirroring["axes"] == ([0, 1] if kept else [])
+    assert model.bundle.plan["inference"]["mirror_axes"] == mirroring["axes"]
+
+
 def test_training_on_patches_learns_to_find_on_whole_images(tmp_path):
     """Small spots on 128-pixel images: the plan trains on 64-pixel patches, validation runs whole."""
     from medsight.train.detect import train_detector

@@ -8,7 +8,9 @@
 A finding is ``{"label", "score", "box", "corners_mm", "centre_mm", "size_mm"}``: ``box`` in
 voxels of the input image (``[i0, j0, i1, j1]``, i = column, upper corners exclusive; 3D
 adds ``k``), the rest in RAS+ mm through the image's affine (`medsight.tasks.detect.boxes`).
-Boxes come after MONAI's box selection: score threshold, top-k per level and NMS, as planned.
+Boxes come after MONAI's box selection: score threshold, top-k per level and NMS, as planned;
+where training kept test-time mirroring (``inference.mirror_axes``), the mirrored views' boxes
+are fused (`medsight.tasks.detect.fusion`).
 A one-slice volume (a DICOM radiograph with a position) is predicted as the 2D image it holds.
 For DICOM input, `predict_paths` also writes the findings as a DICOM SR measurement report
 (TID 1500, `medsight.io.write_detection_sr`) that references the source instances.
@@ -65,7 +67,9 @@ class Detector:
         image = as_planar(image)
         array, scale = prepare(image, pre)
         x = normalize(torch.from_numpy(array)[None].to(self.device), pre["normalize"])
-        found = detect(self.detector, x, inference_precision(self.bundle.plan, self.device))[0]
+        plan = self.bundle.plan
+        mirror = plan.get("inference", {}).get("mirror_axes", [])
+        found = detect(self.detector, x, inference_precision(plan, self.device), mirror)[0]
         order = np.argsort(-found["scores"], kind="stable")
         boxes = boxes_to_image(found["boxes"][order], scale, image.spatial_shape)
         return {

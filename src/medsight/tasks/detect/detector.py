@@ -153,12 +153,39 @@ def inference_precision(plan: dict, device) -> str:
     return resolve_precision(plan.get("inference", {}).get("precision", "float32"), device)
 
 
-def detect(detector, inputs, precision: str = "float32") -> list[dict]:
+def detect(detector, inputs, precision: str = "float32", mirror_axes: Sequence[int] = ()) -> list[dict]:
     """Detections of a batch ``(B, C, *size)`` as numpy: per image ``boxes``, ``scores``, ``labels`` (int).
 
     MONAI's eval path with the network alone under `precision` (resolved, `models.precision`):
     the head maps are float32 before decoding, since MONAI decodes boxes in the maps' type
-    (bfloat16 would round a corner near 256 px to 2 px)."""
+    (bfloat16 would round a corner near 256 px to 2 px). With `mirror_axes` (spatial, 0-based)
+    the batch is also detected mirrored along each combination of them, each view's boxes
+    flipped back, and the views fused per image (`fusion.fuse_boxes`, at the plan's NMS
+    overlap: boxes NMS would call one finding are one finding), as nnDetection does.
+    """
+    from medsight.tasks.detect.fusion import fuse_boxes
+    from medsight.tasks.mirroring import mirror_flips
+
+    size = np.asarray(inputs.shape[2:], np.float64)
+    views = []
+    for axes in mirror_flips(mirror_axes):
+        found = _detect_view(detector, inputs.flip([2 + a for a in axes]) if axes else inputs, precision)
+        for item in found:
+            boxes = item["boxes"]
+            for a in axes:  # voxel [lo, hi) of a flipped axis of n voxels is [n - hi, n - lo)
+                boxes[:, [a, a + len(size)]] = size[a] - boxes[:, [a + len(size), a]]
+        views.append(found)
+    if len(views) == 1:
+        return views[0]
+    selector = detector.box_selector
+    return [
+        fuse_boxes(list(per_image), iou=selector.nms_thresh, limit=selector.detections_per_img)
+        for per_image in zip(*views)
+    ]
+
+
+def _detect_view(detector, inputs, precision: str) -> list[dict]:
+    """`detect` of one view: MONAI's box selection (score threshold, top-k, NMS) on its head maps."""
     import torch
     from monai.apps.detection.utils.detector_utils import preprocess_images
 

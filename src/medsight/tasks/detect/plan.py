@@ -35,7 +35,9 @@ Rules (sizes in voxels of the planned input, whose longest side is ``S``):
   as before: small findings on large films get several times the steps per minute;
 - matching: ATSS (4 candidates per level, centres not forced inside the box: small findings);
   hard-negative sampling of 64 anchors per image, 30% positives (MONAI's LUNA16 settings);
-- selection: ``val_ap50`` in 2D; in 3D ``val_froc_mean`` (nodule detection's figure).
+- selection: ``val_ap50`` in 2D; in 3D ``val_froc_mean`` (nodule detection's figure);
+- test-time mirroring (every flip training used, views fused by weighted box fusion): chosen
+  after training, kept where it raises the selection metric on validation.
 """
 
 from __future__ import annotations
@@ -336,8 +338,10 @@ def _assemble(fp: dict, option: dict, batch: int, seed: int, device: str, budget
             "detections_per_img": 100,
         },
         # Prediction (validation too) under the same autocast: 1.4x the films per second on this
-        # CPU; boxes are decoded and selected in float32 (`detector.detect`).
-        "inference": {"precision": "auto"},
+        # CPU; boxes are decoded and selected in float32 (`detector.detect`). Test-time
+        # mirroring: off unless it raises the selection metric on validation at the end of
+        # training (`train.detect`).
+        "inference": {"precision": "auto", "mirror_axes": []},
         "training_patch": patch,
         "batch_size": batch,
         "steps_per_epoch": 1,
@@ -351,5 +355,7 @@ def _assemble(fp: dict, option: dict, batch: int, seed: int, device: str, budget
         "loss": {"cls_weight": 1.0, "box": "giou"},
         "validation": {"froc_hit": "centre"},
         "selection": {"metric": "val_ap50" if ndim == 2 else "val_froc_mean"},
-        "final_validations": 1,  # the kept model is scored on validation once more for the card
+        # The kept model is scored on validation once more, plain and with each of the
+        # 2^ndim mirrored views, to choose test-time mirroring.
+        "final_validations": 1 + 2**ndim,
     }
