@@ -46,6 +46,22 @@ def test_froc_by_hand():
     assert result["froc_hit"] == "centre"
 
 
+def test_froc_of_a_stratum_of_the_references():
+    # References in order: image 0's (hit at 0.9), image 1's (0.7, 0.6). The stratum of the
+    # last two against both false positives (0.95, 0.8 over 3 images): points (1/3, 0)
+    # (2/3, 0) (2/3, 1/2) (2/3, 1): nothing before 2/3 FP/image, all from there.
+    scored = DetectionSet(PREDICTIONS, REFERENCES, classes=["nodule"])
+    stratum = scored.stratum_froc([False, True, True])
+    assert stratum["n_references"] == 2
+    expected = {"0.125": 0.0, "0.25": 0.0, "0.5": 0.0, "1": 1.0, "2": 1.0, "4": 1.0, "8": 1.0}
+    assert stratum["froc"] == pytest.approx(expected)
+    assert stratum["froc_mean"] == pytest.approx(4 / 7)
+    everything = scored.stratum_froc([True] * 3)
+    assert everything["froc_mean"] == pytest.approx(scored.metrics()["froc_mean"])
+    with pytest.raises(ValueError, match="2 flags for 3"):
+        scored.stratum_froc([True, True])
+
+
 def test_froc_interpolates_between_operating_points():
     # Two images, two references; a hit at 0.9, an FP at 0.8, a hit at 0.7:
     # points (0,0) (0,0.5) (0.5,0.5) (0.5,1): at 0.25 FP/image, linear between (0,.5) and (.5,.5).

@@ -207,7 +207,7 @@ def write_overlay(image: Image, findings: list[dict], path: str | Path) -> Path:
 
 
 def evaluate_detector(
-    model: str | Path,
+    model: str | Path | Detector,
     data,
     *,
     split: str = "test",
@@ -217,7 +217,8 @@ def evaluate_detector(
     layout: str = "auto",
     progress=None,
 ) -> dict:
-    """Predict the `split` of `data` with the detector in `model` and score it against its boxes.
+    """Predict the `split` of `data` with the detector in `model` (a folder, or a loaded
+    `Detector`) and score it against its boxes.
 
     Images with an empty box list are true negatives (their detections are false positives);
     a box of a class the model does not know is an error naming the file. Returns
@@ -228,7 +229,7 @@ def evaluate_detector(
     from medsight.data import Manifest, load_dataset
     from medsight.tasks.detect.metrics import detection_metrics
 
-    detector = Detector.load(model, device=device)
+    detector = model if isinstance(model, Detector) else Detector.load(model, device=device)
     manifest = data if isinstance(data, Manifest) else load_dataset(data, layout=layout)
     samples = [s for s in manifest if s.split == split]
     if not samples:
@@ -285,7 +286,7 @@ def evaluate_detector(
     return {
         **result,
         "split": split,
-        "model": str(model),
+        "model": str(detector.bundle.folder),
         "n_patients": len(set(groups)) if groups is not None else None,
         "resampled": "patients" if groups is not None else "images",
         "classes": detector.classes,

@@ -286,6 +286,21 @@ class DetectionSet:
         out["froc_mean"] = float(np.mean(sens))
         return out
 
+    def stratum_froc(self, selected, *, fp_rates: Sequence[float] = FP_RATES) -> dict:
+        """FROC of a stratum of the reference findings (the small ones, the subtle ones):
+        sensitivity among the references where `selected` is true (one flag per reference, in
+        image order, then each image's order), at the false positives per image of all images.
+        Returns ``{"n_references", "froc_mean", "froc": {rate: sensitivity}}``."""
+        selected = np.asarray(selected, bool)
+        if selected.shape != self._m.ref_scores.shape:
+            raise ValueError(f"{len(selected)} flags for {len(self._m.ref_scores)} reference findings")
+        sens = froc(self._m.fp_scores, self._m.ref_scores[selected], self.n_images, fp_rates=fp_rates)
+        return {
+            "n_references": int(selected.sum()),
+            "froc_mean": _number(np.mean(sens)),
+            "froc": {_rate(r): _number(v) for r, v in zip(fp_rates, sens)},
+        }
+
 
 def _boxes(boxes) -> np.ndarray:
     array = np.asarray([] if boxes is None else boxes, np.float64)
