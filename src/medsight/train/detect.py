@@ -21,7 +21,7 @@ from medsight.models.bundle import save_bundle, write_json
 from medsight.tasks.detect.boxes import check_boxes
 from medsight.tasks.detect.plan import box_values, fingerprint, make_plan, relative_boxes
 from medsight.tasks.detect.preprocess import as_planar, boxes_to_input, normalize, prepare
-from medsight.tasks.mirroring import mirror_axes
+from medsight.tasks.mirroring import keep_mirroring, mirror_axes
 from medsight.tasks.overrides import apply_overrides
 
 __all__ = ["box_classes", "train_detector"]
@@ -263,7 +263,7 @@ def train_detector(
     plain = DetectionSet(predict_val(), val_refs, classes=classes, hit=hit).metrics()
     mirrored = DetectionSet(predict_val(axes), val_refs, classes=classes, hit=hit).metrics()
     without, with_ = (round(float(np.nan_to_num(m[key])), 6) for m in (plain, mirrored))
-    if not (axes and with_ > without + 1e-3):
+    if not (axes and keep_mirroring(without, with_)):
         axes = []
     metrics = mirrored if axes else plain
     plan = {**plan, "inference": {**plan.get("inference", {}), "mirror_axes": axes}}
