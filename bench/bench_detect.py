@@ -65,11 +65,10 @@ def _manifest(name: str, work: Path, seed: int, patients: int | None, exported: 
         return replace(manifest, samples=[replace(s, split="train") for s in manifest])
     from medsight.data.synthetic import export_cohort
 
-    if exported:  # the cohort a model in `work` was trained on
-        manifest, _ = split_dataset(load_dataset(work / name), seed=seed)
-        return manifest
     n = patients or PATIENTS[name]
-    if name == "chest":
+    if exported:  # the cohort a model in `work` was trained on
+        path = work / name
+    elif name == "chest":
         # 1.5 mm pixels, 12-bit NIfTI: at the default 3 mm and the 8-bit PNG export a nodule's
         # contrast (median 26 of 4096 grey levels) falls to 1-2 levels, under the noise.
         path = export_cohort(
