@@ -31,10 +31,9 @@ def scan_figures(hu: np.ndarray, labels: np.ndarray, liver: int, tumour: int):
     inner = ndimage.binary_erosion(labels == liver, iterations=2)
     spots = darkness[(darkness == ndimage.minimum_filter(darkness, size=5)) & inner]
     components, n = ndimage.label(labels == tumour)
-    tumours = [
-        (int((components == k).sum()), float(darkness[components == k].min())) for k in range(1, n + 1)
-    ]
-    return [int((spots < t).sum()) for t in THRESHOLDS_HU], tumours
+    voxels = np.bincount(components.ravel(), minlength=n + 1)[1:]
+    darkest = ndimage.minimum(darkness, components, index=np.arange(1, n + 1))
+    return [int((spots < t).sum()) for t in THRESHOLDS_HU], list(zip(voxels.tolist(), darkest))
 
 
 def main(argv=None) -> dict:
