@@ -143,7 +143,7 @@ def _rechoose_mirroring(model: Path, manifest, seed: int):
     chooses it (`train.detect`): kept where it raises the selection metric on val."""
     from medsight.data.splits import ensure_validation
     from medsight.infer.detect import Detector, evaluate_detector
-    from medsight.tasks.mirroring import keep_mirroring, mirror_axes
+    from medsight.tasks.mirroring import kept_mirror_axes, mirror_axes
 
     detector = Detector.load(model)
     plan = detector.bundle.plan
@@ -154,7 +154,7 @@ def _rechoose_mirroring(model: Path, manifest, seed: int):
     for tried in ([], axes):
         plan.setdefault("inference", {})["mirror_axes"] = tried
         scores.append(round(evaluate_detector(detector, val, split="val", n_boot=0)[key], 6))
-    kept = axes if axes and keep_mirroring(*scores) else []
+    kept = kept_mirror_axes(axes, *scores)
     plan["inference"]["mirror_axes"] = kept
     return detector, {"axes": kept, f"{key}_without": scores[0], f"{key}_with": scores[1]}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-__all__ = ["keep_mirroring", "mirror_axes", "mirror_flips"]
+__all__ = ["kept_mirror_axes", "mirror_axes", "mirror_flips"]
 
 
 def mirror_axes(plan: dict) -> list[int]:
@@ -20,7 +20,8 @@ def mirror_flips(axes: Sequence[int]) -> list[tuple[int, ...]]:
     return [combo for n in range(len(axes) + 1) for combo in itertools.combinations(sorted(axes), n)]
 
 
-def keep_mirroring(without: float, with_: float) -> bool:
-    """Whether test-time mirroring earns its cost (2^ndim predictions): the validation figure it
-    gives beats the one without by more than rounding."""
-    return with_ > without + 1e-3
+def kept_mirror_axes(axes: Sequence[int], without: float, with_: float) -> list[int]:
+    """The mirror `axes` test-time mirroring keeps: all of them where it earns its cost (2^ndim
+    predictions), the validation figure with it beating the one without by more than rounding;
+    else none."""
+    return list(axes) if axes and with_ > without + 1e-3 else []

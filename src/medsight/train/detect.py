@@ -21,7 +21,7 @@ from medsight.models.bundle import save_bundle, write_json
 from medsight.tasks.detect.boxes import check_boxes
 from medsight.tasks.detect.plan import box_values, fingerprint, make_plan, relative_boxes
 from medsight.tasks.detect.preprocess import as_planar, boxes_to_input, normalize, prepare
-from medsight.tasks.mirroring import keep_mirroring, mirror_axes
+from medsight.tasks.mirroring import kept_mirror_axes, mirror_axes
 from medsight.tasks.overrides import apply_overrides
 
 __all__ = ["box_classes", "train_detector"]
@@ -136,9 +136,10 @@ def train_detector(
     from medsight.data.augment import default_augmentation
     from medsight.data.splits import ensure_validation
     from medsight.tasks.detect.detector import (
-        detect,
+        detect_views,
         detection_loss,
         encode_targets,
+        fuse_views,
         inference_precision,
         make_detector,
     )
@@ -220,19 +221,25 @@ def train_detector(
 
     precision = inference_precision(plan, dev)
 
-    def predict_val(mirror: list[int] = (), batch: int = 16) -> list[dict]:
-        found = []
+    def predict_val(mirror: list[int] = (), batch: int = 16) -> list[list[dict]]:
+        """The val images' detections per mirrored view (`detect_views`), unflipped first."""
+        views = [[] for _ in range(2 ** len(mirror))]
         for i in range(0, len(x_val_t), batch):
             x = normalize(x_val_t[i : i + batch].to(dev), pre["normalize"])
-            found += detect(detector, x, precision, mirror)
-        return [{**f, "labels": [classes[k] for k in f["labels"]]} for f in found]
+            for view, found in zip(views, detect_views(detector, x, precision, mirror)):
+                view += found
+        return views
 
     hit = plan.get("validation", {}).get("froc_hit", "centre")
 
+    def scored(found: list[dict]) -> dict:
+        named = [{**f, "labels": [classes[k] for k in f["labels"]]} for f in found]
+        return DetectionSet(named, val_refs, classes=classes, hit=hit).metrics()
+
     def validate(_model, _resize) -> dict:
-        scored = DetectionSet(predict_val(), val_refs, classes=classes, hit=hit).metrics()
+        scored_val = scored(predict_val()[0])
         # An undefined figure (no reference box in val) counts as 0 for selection.
-        return {f"val_{k}": float(np.nan_to_num(scored[k])) for k in ("ap50", "map", "froc_mean")}
+        return {f"val_{k}": float(np.nan_to_num(scored_val[k])) for k in ("ap50", "map", "froc_mean")}
 
     aug = plan["augmentation"]
     augment = (
@@ -259,12 +266,11 @@ def train_detector(
     # Test-time mirroring (every flip training used) is kept where it raises the selection
     # metric on validation: on CPU it costs 4x (2D) or 8x (3D) the prediction time.
     key = plan["selection"]["metric"].removeprefix("val_")
-    axes = mirror_axes(plan)
-    plain = DetectionSet(predict_val(), val_refs, classes=classes, hit=hit).metrics()
-    mirrored = DetectionSet(predict_val(axes), val_refs, classes=classes, hit=hit).metrics()
+    # The unflipped view is the plain prediction: one pass of the mirrored views gives both.
+    views = predict_val(mirror_axes(plan))
+    plain, mirrored = scored(views[0]), scored(fuse_views(detector, views))
     without, with_ = (round(float(np.nan_to_num(m[key])), 6) for m in (plain, mirrored))
-    if not (axes and keep_mirroring(without, with_)):
-        axes = []
+    axes = kept_mirror_axes(mirror_axes(plan), without, with_)
     metrics = mirrored if axes else plain
     plan = {**plan, "inference": {**plan.get("inference", {}), "mirror_axes": axes}}
     card = {

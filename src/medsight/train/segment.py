@@ -17,7 +17,7 @@ import numpy as np
 from medsight.data import Manifest, load_dataset
 from medsight.errors import FormatError, MedsightError
 from medsight.models.bundle import save_bundle, write_json
-from medsight.tasks.mirroring import keep_mirroring, mirror_axes
+from medsight.tasks.mirroring import kept_mirror_axes, mirror_axes
 from medsight.tasks.overrides import apply_overrides
 from medsight.tasks.segment.loss import segmentation_loss
 from medsight.tasks.segment.plan import fingerprint, make_plan
@@ -107,9 +107,8 @@ def _choose_mirroring(model, cases: list, references: list, plan: dict, device, 
         return round(float(np.nanmean(scores)), 4) if np.isfinite(scores).any() else 0.0
 
     without, with_ = mean_dice(plain), mean_dice(mirrored)
-    if axes and keep_mirroring(without, with_):
-        return mirrored, axes, without, with_
-    return plain, [], without, with_
+    kept = kept_mirror_axes(axes, without, with_)
+    return (mirrored if kept else plain), kept, without, with_
 
 
 def train_segmenter(

@@ -22,8 +22,10 @@ from medsight.errors import UnsupportedError
 __all__ = [
     "decode_targets",
     "detect",
+    "detect_views",
     "detection_loss",
     "encode_targets",
+    "fuse_views",
     "inference_precision",
     "make_detector",
 ]
@@ -169,7 +171,12 @@ def detect(detector, inputs, precision: str = "float32", mirror_axes: Sequence[i
     the batch is also detected mirrored along each combination of them, each view's boxes
     flipped back, and the views fused per image (`fusion.fuse_boxes`), as nnDetection does.
     """
-    from medsight.tasks.detect.fusion import fuse_boxes
+    return fuse_views(detector, detect_views(detector, inputs, precision, mirror_axes))
+
+
+def detect_views(detector, inputs, precision: str, mirror_axes: Sequence[int]) -> list[list[dict]]:
+    """`detect` before fusion: per flip combination of `mirror_axes` (the unflipped view first),
+    the detections of each image with their boxes flipped back to `inputs`."""
     from medsight.tasks.mirroring import mirror_flips
 
     size = np.asarray(inputs.shape[2:], np.float64)
@@ -181,6 +188,13 @@ def detect(detector, inputs, precision: str = "float32", mirror_axes: Sequence[i
             for a in axes:  # voxel [lo, hi) of a flipped axis of n voxels is [n - hi, n - lo)
                 boxes[:, [a, a + len(size)]] = size[a] - boxes[:, [a + len(size), a]]
         views.append(found)
+    return views
+
+
+def fuse_views(detector, views: list[list[dict]]) -> list[dict]:
+    """Per image, the views of `detect_views` fused into one set of detections."""
+    from medsight.tasks.detect.fusion import fuse_boxes
+
     if len(views) == 1:
         return views[0]
     limit = detector.box_selector.detections_per_img
